@@ -1,0 +1,107 @@
+"""`MemoryCache`: the in-memory reference cache, behaving like the original Go cache.
+
+It scans phases in Python for every lookup; `SQLiteCache` must agree with it on every answer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from cache.errors import RefreshError
+from cache.loader import Loader, StoredFile
+from cache.protocol import ALL_WORKFLOWS, parent_names, task_target
+from cache.source import DEFAULT_MAX_BYTES, WorkflowSource
+from workflow import Phase, PhaseRecord, Task, Workflow
+from workflow.phase import not_found
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MemoryCache:
+    """Workflows held in a dict keyed by file; nothing survives the process."""
+
+    def __init__(
+        self,
+        workflow_path: str | os.PathLike[str],
+        *,
+        now: Callable[[], datetime] = utc_now,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self._source = WorkflowSource(workflow_path, max_bytes=max_bytes)
+        self._store = MemoryStore()
+        self._loader = Loader(self._source, self._store, now=now)
+
+    def search(self, task: str, job: str = "") -> tuple[str, Phase]:
+        for key in sorted(self._store.workflows):
+            for phase in self._store.workflows[key].phases:
+                if phase.topic == task and (not job or phase.job == job):
+                    return key, phase
+        return "", Phase()
+
+    def get(self, t: Task) -> PhaseRecord:
+        key, job = task_target(t)
+        if key == ALL_WORKFLOWS:
+            _, found = self.search(t.type, job)
+            return found if isinstance(found, PhaseRecord) else not_found()
+        workflow = self._store.workflows.get(key)
+        for phase in workflow.phases if workflow else ():
+            if phase.topic == t.type and (not job or phase.job == job):
+                return phase
+        return not_found()
+
+    def children(self, t: Task) -> list[Phase]:
+        key, job = task_target(t)
+        workflow = self._store.workflows.get(key)
+        if not t.type or workflow is None:
+            return []
+        parents = parent_names(t, job)
+        return [phase for phase in workflow.phases if phase.depends_on in parents]
+
+    def refresh(self) -> list[str]:
+        outcome = self._loader.refresh()
+        if outcome.errors:
+            raise RefreshError(outcome.errors, outcome.changed)
+        return outcome.changed
+
+    def is_dir(self) -> bool:
+        return self._source.is_dir
+
+    def close(self) -> None:
+        self._store.files.clear()
+        self._store.workflows.clear()
+
+
+class MemoryStore:
+    """The `FileStore` of `MemoryCache`: files and their parsed workflows in dicts."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, StoredFile] = {}
+        self.workflows: dict[str, Workflow] = {}
+
+    def stored_files(self) -> dict[str, StoredFile]:
+        return dict(self.files)
+
+    def save_workflow(
+        self, workflow: Workflow, *, file_hash: str, modified: datetime | None, loaded_at: datetime
+    ) -> None:
+        self.files[workflow.path] = StoredFile(file_hash=file_hash, error_hash="", error="")
+        self.workflows[workflow.path] = workflow
+
+    def save_error(
+        self, key: str, error: str, *, error_hash: str, modified: datetime | None, at: datetime
+    ) -> None:
+        previous = self.files.get(key)
+        self.files[key] = StoredFile(
+            file_hash=previous.file_hash if previous else "", error_hash=error_hash, error=error
+        )
+
+    def clear_error(self, key: str) -> None:
+        self.files[key] = StoredFile(file_hash=self.files[key].file_hash, error_hash="", error="")
+
+    def remove(self, key: str) -> None:
+        self.files.pop(key, None)
+        self.workflows.pop(key, None)

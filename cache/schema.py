@@ -1,0 +1,104 @@
+"""The SQLite database of the cache: connection settings and versioned migrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import apsw
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE workflow_files (
+      file_path TEXT PRIMARY KEY,
+      file_hash TEXT NOT NULL,
+      loaded_at TIMESTAMP NOT NULL,
+      last_modified TIMESTAMP,
+      error TEXT NOT NULL DEFAULT '',
+      error_hash TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE workflow_phases (
+      file_path TEXT NOT NULL REFERENCES workflow_files(file_path) ON DELETE CASCADE,
+      task TEXT NOT NULL,
+      topic TEXT NOT NULL,
+      job TEXT NOT NULL DEFAULT '',
+      depends_on TEXT NOT NULL DEFAULT '',
+      rule TEXT NOT NULL DEFAULT '',
+      template TEXT NOT NULL DEFAULT '',
+      retry INTEGER NOT NULL DEFAULT 0,
+      status TEXT NOT NULL DEFAULT '',
+      position INTEGER NOT NULL,
+      PRIMARY KEY (file_path, task)
+    );
+    CREATE INDEX idx_phases_topic_job ON workflow_phases (topic, job, file_path, position);
+    CREATE INDEX idx_phases_topic_file ON workflow_phases (topic, file_path, position);
+    CREATE INDEX idx_phases_depends_on ON workflow_phases (file_path, depends_on, position);
+    CREATE INDEX idx_phases_status ON workflow_phases (status);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+BUSY_TIMEOUT_MS = 5000
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used: not SQLite, or written by a newer flowlord."""
+
+
+def connect(db_path: str | os.PathLike[str]) -> apsw.Connection:
+    """Open (creating if needed) and migrate the cache database.
+
+    Settings are applied to this connection only: `apsw.bestpractice.apply()` would edit a
+    process-global hook list. `synchronous=NORMAL` is enough for a cache the files can rebuild.
+    """
+    path = os.fspath(db_path)
+    if path != ":memory:" and os.path.isdir(path):
+        raise IsADirectoryError(f"database path {path!r} is a directory, expected a file")
+    try:
+        connection = apsw.Connection(path)
+    except apsw.CantOpenError:
+        raise FileNotFoundError(
+            f"cannot open database {path!r}: no such folder or no access"
+        ) from None
+    connection.set_busy_timeout(BUSY_TIMEOUT_MS)
+    connection.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+    connection.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+    try:
+        connection.execute("PRAGMA foreign_keys = ON")
+        if path != ":memory:":
+            connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        migrate(connection, path)
+    except (apsw.NotADBError, apsw.CorruptError):
+        connection.close()
+        raise SchemaError(f"database {path!r} is not a flowlord SQLite database") from None
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def migrate(connection: apsw.Connection, path: str) -> None:
+    """Apply the migrations this database lacks, in order, each with its version bump."""
+    with transaction(connection):
+        version = connection.execute("PRAGMA user_version").fetchall()[0][0]
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"database {path!r} has schema version {version}; "
+                f"this flowlord knows up to {SCHEMA_VERSION}"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            connection.execute(MIGRATIONS[number])
+            connection.execute(f"PRAGMA user_version = {number + 1}")
+
+
+@contextmanager
+def transaction(connection: apsw.Connection) -> Iterator[None]:
+    """`BEGIN IMMEDIATE`: take the write lock up front, so a read-then-write never fails busy."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")

@@ -1,0 +1,183 @@
+"""`SQLiteCache`: workflows in an apsw database that survives restarts; every lookup is indexed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cache.errors import RefreshError
+from cache.loader import Loader, RefreshStats
+from cache.memory import utc_now
+from cache.protocol import ALL_WORKFLOWS, parent_names, task_target
+from cache.schema import connect
+from cache.source import DEFAULT_MAX_BYTES, WorkflowSource
+from cache.sqlite_store import SQLiteStore
+from workflow import Phase, PhaseRecord, Task
+from workflow.phase import not_found
+
+_COLUMNS = "task, rule, depends_on, retry, template, file_path, status"
+_SEARCH = (
+    f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? ORDER BY file_path, position LIMIT 1"
+)
+_SEARCH_JOB = (
+    f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? AND job = ? "
+    "ORDER BY file_path, position LIMIT 1"
+)
+_GET = (
+    f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? AND file_path = ? "
+    "ORDER BY position LIMIT 1"
+)
+_GET_JOB = (
+    f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? AND job = ? AND file_path = ? "
+    "ORDER BY position LIMIT 1"
+)
+_CHILDREN = (
+    f"SELECT {_COLUMNS} FROM workflow_phases WHERE file_path = ? AND depends_on = ? "
+    "ORDER BY position"
+)
+_CHILDREN_JOB = (
+    f"SELECT {_COLUMNS} FROM workflow_phases WHERE file_path = ? AND depends_on IN (?, ?) "
+    "ORDER BY position"
+)
+
+
+def _record(row: tuple) -> PhaseRecord:
+    task, rule, depends_on, retry, template, file_path, status = row
+    return PhaseRecord(
+        task=task, rule=rule, depends_on=depends_on, retry=retry, template=template,
+        file_path=file_path, status=status,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFile:
+    """One row of `workflow_files`: a file's last good hash and why its current bytes failed."""
+
+    file_path: str
+    file_hash: str
+    loaded_at: datetime
+    last_modified: datetime | None
+    error: str
+
+
+class SQLiteCache:
+    """The `Cache` backed by SQLite; the database is the cache, so a restart re-parses nothing
+    that did not change while flowlord was down."""
+
+    def __init__(
+        self,
+        workflow_path: str | os.PathLike[str],
+        db_path: str | os.PathLike[str] = ":memory:",
+        *,
+        now: Callable[[], datetime] = utc_now,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self._source = WorkflowSource(workflow_path, max_bytes=max_bytes)
+        self._connection = connect(db_path)
+        self._loader = Loader(self._source, SQLiteStore(self._connection), now=now)
+        self.last_refresh = RefreshStats()
+
+    def search(self, task: str, job: str = "") -> tuple[str, Phase]:
+        if job:
+            row = self._one(_SEARCH_JOB, (task, job))
+        else:
+            row = self._one(_SEARCH, (task,))
+        return (row.file_path, row) if row else ("", Phase())
+
+    def get(self, t: Task) -> PhaseRecord:
+        key, job = task_target(t)
+        if key == ALL_WORKFLOWS:
+            _, found = self.search(t.type, job)
+            return found if isinstance(found, PhaseRecord) else not_found()
+        if not key:
+            return not_found()
+        row = self._one(_GET_JOB, (t.type, job, key)) if job else self._one(_GET, (t.type, key))
+        return row or not_found()
+
+    def children(self, t: Task) -> list[Phase]:
+        key, job = task_target(t)
+        if not t.type or not key or key == ALL_WORKFLOWS:
+            return []
+        parents = parent_names(t, job)
+        query = _CHILDREN_JOB if job else _CHILDREN
+        return [_record(row) for row in self._connection.execute(query, (key, *parents))]
+
+    def refresh(self) -> list[str]:
+        outcome = self._loader.refresh()
+        self.last_refresh = outcome.stats
+        if outcome.errors:
+            raise RefreshError(outcome.errors, outcome.changed)
+        return outcome.changed
+
+    def is_dir(self) -> bool:
+        return self._source.is_dir
+
+    def close(self) -> None:
+        self._connection.execute("PRAGMA optimize")
+        self._connection.close()
+
+    def workflow_files(self) -> list[WorkflowFile]:
+        """Every known file, loaded or failing, by key."""
+        rows = self._connection.execute(
+            "SELECT file_path, file_hash, loaded_at, last_modified, error "
+            "FROM workflow_files ORDER BY file_path"
+        )
+        return [
+            WorkflowFile(
+                file_path=key, file_hash=file_hash, loaded_at=datetime.fromisoformat(loaded),
+                last_modified=datetime.fromisoformat(modified) if modified else None, error=error,
+            )
+            for key, file_hash, loaded, modified, error in rows
+        ]  # fmt: skip
+
+    def phases(
+        self,
+        file_path: str | None = None,
+        *,
+        topic: str | None = None,
+        depends_on: str | None = None,
+        status: str | None = None,
+    ) -> list[PhaseRecord]:
+        """Phases by file and file order, filtered; `status` matches as a substring.
+
+        A status filter reads only phases with a finding (`status > ''` on its index).
+        """
+        clauses, params = [], []
+        for column, value in (
+            ("file_path", file_path),
+            ("topic", topic),
+            ("depends_on", depends_on),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if status:
+            clauses.append("status > '' AND instr(status, ?) > 0")
+            params.append(status)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT {_COLUMNS} FROM workflow_phases {where} ORDER BY file_path, position"
+        return [_record(row) for row in self._connection.execute(query, params)]
+
+    def parents(self, file_path: str, task: str) -> list[PhaseRecord]:
+        """The phases `task` depends on in its file: one for `topic:job`, all of a `topic`."""
+        row = self._connection.execute(
+            "SELECT depends_on FROM workflow_phases WHERE file_path = ? AND task = ?",
+            (file_path, task),
+        ).fetchone()
+        if not row or not row[0]:
+            return []
+        depends_on = row[0]
+        if ":" in depends_on:
+            query = f"SELECT {_COLUMNS} FROM workflow_phases WHERE file_path = ? AND task = ?"
+            return [_record(r) for r in self._connection.execute(query, (file_path, depends_on))]
+        query = (
+            f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? AND file_path = ? "
+            "ORDER BY position"
+        )
+        return [_record(r) for r in self._connection.execute(query, (depends_on, file_path))]
+
+    def _one(self, query: str, params: tuple) -> PhaseRecord | None:
+        row = self._connection.execute(query, params).fetchone()
+        return _record(row) if row else None

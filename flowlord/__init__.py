@@ -1,0 +1,1 @@
+"""flowlord: the taskmaster, its configuration and the `flowlord` command."""

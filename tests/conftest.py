@@ -1,0 +1,48 @@
+"""Shared fixtures: real files under tmp_path, real caches, a fixed clock."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cache import Cache, MemoryCache, SQLiteCache
+
+FIXED_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
+
+
+def fixed_now() -> datetime:
+    return FIXED_NOW
+
+
+def write(root: Path, key: str, text: str) -> Path:
+    """Write a workflow file at `root/key`, dedenting the text."""
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+CacheFactory = Callable[[Path], Cache]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CacheFactory]:
+    """Builds a cache of each kind over a workflow path; the contract suite runs on both."""
+    made: list[Cache] = []
+
+    def build(workflow_path: Path) -> Cache:
+        if request.param == "memory":
+            cache: Cache = MemoryCache(workflow_path, now=fixed_now)
+        else:
+            cache = SQLiteCache(workflow_path, tmp_path / "cache.db", now=fixed_now)
+        made.append(cache)
+        return cache
+
+    yield build
+    for cache in made:
+        cache.close()
