@@ -25,7 +25,10 @@ class Cache(Protocol):
         ...
 
     def refresh(self) -> list[str]:
-        """Load changed files; keys changed, removed ones prefixed `-`; `RefreshError` on failures."""
+        """Load changed files; return their keys (removed ones prefixed `-`).
+
+        Raises `RefreshError` after loading the good files if any file failed.
+        """
         ...
 
     def is_dir(self) -> bool:

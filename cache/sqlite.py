@@ -43,6 +43,17 @@ _CHILDREN_JOB = (
 )
 
 
+LOOKUP_QUERIES = {
+    "search": _SEARCH,
+    "search_job": _SEARCH_JOB,
+    "get": _GET,
+    "get_job": _GET_JOB,
+    "children": _CHILDREN,
+    "children_job": _CHILDREN_JOB,
+}
+"""Every lookup on the hot path; tests check that each one's query plan uses an index."""
+
+
 def _record(row: tuple) -> PhaseRecord:
     task, rule, depends_on, retry, template, file_path, status = row
     return PhaseRecord(
@@ -80,10 +91,7 @@ class SQLiteCache:
         self.last_refresh = RefreshStats()
 
     def search(self, task: str, job: str = "") -> tuple[str, Phase]:
-        if job:
-            row = self._one(_SEARCH_JOB, (task, job))
-        else:
-            row = self._one(_SEARCH, (task,))
+        row = self._one(_SEARCH_JOB, (task, job)) if job else self._one(_SEARCH, (task,))
         return (row.file_path, row) if row else ("", Phase())
 
     def get(self, t: Task) -> PhaseRecord:

@@ -6,6 +6,7 @@ Domain errors are translated to messages and exit codes here, and only here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -69,10 +70,9 @@ def _validate(args: argparse.Namespace) -> int:
 def _phases(args: argparse.Namespace) -> int:
     cache = SQLiteCache(args.workflows, args.db)
     try:
-        try:
+        # Failures are reported from workflow_files below, which also keeps earlier ones.
+        with contextlib.suppress(RefreshError):
             cache.refresh()
-        except RefreshError:
-            pass  # reported below from workflow_files, which also keeps earlier failures
         records = cache.phases(args.file, topic=args.topic, status=args.status)
         failures = {f.file_path: f.error for f in cache.workflow_files() if f.error}
     finally:

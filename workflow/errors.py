@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class WorkflowError(ValueError):
-    """A workflow file that cannot be loaded: names the file, the line when known, and the problem."""
+    """A workflow file that cannot be loaded: names the file, the line if known, and the problem."""
 
     def __init__(self, path: str, problem: str, *, line: int | None = None) -> None:
         self.path = path

@@ -41,7 +41,9 @@ def parse_workflow(data: bytes, path: str) -> Workflow:
     try:
         document = tomli.loads(text)
     except tomli.TOMLDecodeError as err:
-        raise WorkflowError(path, f"TOML syntax: {err.msg} (column {err.colno})", line=err.lineno)
+        raise WorkflowError(
+            path, f"TOML syntax: {err.msg} (column {err.colno})", line=err.lineno
+        ) from None
     tables, warnings = _phase_tables(document, path)
     locate = _Locator(text, len(tables))
     drafts = [_read_phase(table, number, path, locate) for number, table in enumerate(tables, 1)]

@@ -1,20 +1,29 @@
-"""The task: the bus message, JSON-compatible with the Go pcelvng/task format."""
+"""The bus message: a `Task`, JSON-compatible with the Go `pcelvng/task` format."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from workflow.query import encode_query, parse_query
 
-TIME_FIELDS = ("created", "started", "ended")
-OMIT_EMPTY = frozenset({"job", "meta", "started", "ended", "result", "msg"})
+_FIELDS = ("type", "job", "info", "meta", "id", "created", "started", "ended", "result", "msg")
+_OMITEMPTY = frozenset({"job", "meta", "started", "ended", "result", "msg"})
+_TIME_FIELDS = ("created", "started", "ended")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+class TaskError(ValueError):
+    """A task message that cannot be decoded; the message names the field and the problem."""
 
 
 class Result(StrEnum):
-    """How a task ended; `NONE` while it is not done."""
+    """How a task ended; `NONE` means it has not ended yet."""
 
     NONE = ""
     COMPLETE = "complete"
@@ -23,13 +32,93 @@ class Result(StrEnum):
     WARN = "warn"
 
 
-class TaskError(ValueError):
-    """A bus message that is not a valid task; the message names the problem."""
+_ALLOWED_RESULTS = ", ".join(json.dumps(r.value) for r in Result)
+
+
+def _json_type(value: object) -> str:
+    """The JSON type name of a decoded value, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string"
+
+
+def _decode_object(data: str | bytes) -> dict[str, object]:
+    """One `json.loads`, with every decoding failure turned into a `TaskError`."""
+    if isinstance(data, bytes | bytearray):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise TaskError(
+                f"task JSON is not valid UTF-8: {err.reason} at byte {err.start}"
+            ) from None
+    try:
+        raw = json.loads(data)
+    except json.JSONDecodeError as err:
+        raise TaskError(
+            f"invalid task JSON: {err.msg} at line {err.lineno} column {err.colno} (char {err.pos})"
+        ) from None
+    except (ValueError, RecursionError) as err:
+        raise TaskError(f"invalid task JSON: {type(err).__name__}: {err}") from None
+    if not isinstance(raw, dict):
+        raise TaskError(f"task JSON must be an object, got {_json_type(raw)}")
+    return raw
+
+
+def _string_fields(raw: dict[str, object]) -> dict[str, str]:
+    """The known fields present in `raw`; `null` counts as absent, as in Go."""
+    values: dict[str, str] = {}
+    for name in _FIELDS:
+        value = raw.get(name)
+        if value is None:
+            continue
+        if type(value) is not str:
+            raise TaskError(f"task field {name!r} must be a string, got {_json_type(value)}")
+        values[name] = value
+    return values
+
+
+def parse_time(text: str, field: str) -> datetime:
+    """Parse an RFC 3339 time as Go's `time.Parse(time.RFC3339, ...)` accepts it.
+
+    Requires `YYYY-MM-DDTHH:MM:SS`, optional fractional seconds (any digits, truncated to
+    microseconds) and `Z` or `±HH:MM`; ISO 8601 forms that `fromisoformat` also takes (no offset,
+    no seconds, basic format, space separator) are rejected. Raises `TaskError` naming `field`.
+    """
+    if _RFC3339.fullmatch(text):
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError as err:
+            raise TaskError(f"task field {field!r} is not a valid time: {text!r} ({err})") from None
+    raise TaskError(f"task field {field!r} is not an RFC 3339 time: {text!r}")
+
+
+def rfc3339(when: datetime) -> str:
+    """Format an aware datetime as RFC 3339, like Go's `Format(time.RFC3339)`.
+
+    Keeps the datetime's own offset, writing `Z` when it is zero; microseconds appear only when
+    non-zero. Raises `ValueError` for a naive datetime or an offset with seconds, since RFC 3339
+    cannot express either.
+    """
+    offset = when.utcoffset()
+    if offset is None:
+        raise ValueError(f"rfc3339 needs an aware datetime, got naive {when!r}")
+    if offset % timedelta(minutes=1):
+        raise ValueError(f"rfc3339 cannot express a sub-minute UTC offset: {offset}")
+    text = when.isoformat()
+    return text[:-6] + "Z" if not offset else text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Task:
-    """One task message. Times are RFC 3339 text, `meta` a URL query (`workflow=f.toml&job=j`)."""
+    """One task message. All fields are strings on the wire; times are RFC 3339 strings."""
 
     type: str
     job: str = ""
@@ -44,83 +133,48 @@ class Task:
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Task:
-        """Parse one message; raise `TaskError` (a ValueError) naming what is wrong."""
-        try:
-            document = json.loads(data)
-        except UnicodeDecodeError as err:
-            raise TaskError(f"task is not UTF-8 text (byte {err.start})") from None
-        except json.JSONDecodeError as err:
-            raise TaskError(f"task is not JSON: {err.msg} at line {err.lineno} column {err.colno}")
-        if not isinstance(document, dict):
-            raise TaskError(f"task must be a JSON object, got {type(document).__name__}")
-        values: dict[str, str] = {}
-        for name in _FIELD_NAMES:
-            value = document.get(name, "")
-            if not isinstance(value, str):
-                raise TaskError(f"task field {name!r} must be a string, got {_json_type(value)}")
-            values[name] = value
-        if not values["type"]:
-            raise TaskError("task has no 'type'")
-        for name in TIME_FIELDS:
-            if values[name]:
+        """Decode and validate one message; unknown keys are ignored, a JSON `null` is unset.
+
+        Raises `TaskError` for bad JSON or UTF-8, a non-object, a missing/empty `type`, a
+        non-string field, an unknown `result` or a time field that is not RFC 3339.
+        """
+        values = _string_fields(_decode_object(data))
+        if not values.get("type"):
+            problem = "is empty" if "type" in values else "is missing"
+            raise TaskError(f"task field 'type' {problem}")
+        for name in _TIME_FIELDS:
+            if values.get(name):
                 parse_time(values[name], name)
+        result = values.pop("result", "")
         try:
-            result = Result(values.pop("result"))
+            return cls(**values, result=Result(result))
         except ValueError:
-            allowed = ", ".join(r.value for r in Result if r.value)
             raise TaskError(
-                f"task field 'result' is {document['result']!r}, not one of {allowed}"
+                f"task field 'result' is {result!r}; allowed: {_ALLOWED_RESULTS}"
             ) from None
-        return cls(result=result, **values)
 
     def to_json(self) -> str:
-        """Compact JSON in field order; Go's `omitempty` fields are left out when empty."""
-        return json.dumps(
-            {
-                name: str(getattr(self, name))
-                for name in _FIELD_NAMES
-                if getattr(self, name) or name not in OMIT_EMPTY
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        """Compact JSON in Go's field order, omitting empty `omitempty` fields as Go does."""
+        out: dict[str, str] = {}
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value or name not in _OMITEMPTY:
+                out[name] = value
+        return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
     def meta_values(self) -> dict[str, str]:
-        """The meta query as a dict (first value of a repeated key)."""
+        """The meta query as a dict; the first value of a repeated key wins."""
         return parse_query(self.meta)
 
     def meta_value(self, key: str) -> str:
         """One meta value, `""` when absent."""
-        return self.meta_values().get(key, "")
+        return parse_query(self.meta).get(key, "")
 
     def with_meta(self, **values: str) -> Task:
-        """A copy with these meta keys set, others kept in their order."""
-        return replace(self, meta=encode_query({**self.meta_values(), **values}))
+        """A copy with these meta keys set; other keys keep their values and order.
 
-
-_FIELD_NAMES = tuple(f.name for f in fields(Task))
-
-
-def parse_time(text: str, field: str) -> datetime:
-    """An RFC 3339 time (date, time and offset); raises TaskError naming the field."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        when = None
-    if when is None or "T" not in text.upper() or when.tzinfo is None:
-        raise TaskError(f"task field {field!r} is not an RFC 3339 time: {text!r}")
-    return when
-
-
-def rfc3339(when: datetime) -> str:
-    """UTC with `Z`, whole seconds unless the time has microseconds."""
-    text = when.astimezone(UTC).isoformat(timespec="auto")
-    return text.replace("+00:00", "Z")
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    return {int: "number", float: "number", list: "array", dict: "object"}.get(
-        type(value), "null" if value is None else type(value).__name__
-    )
+        The whole meta string is re-encoded, so duplicate keys and parts without `=` are dropped.
+        """
+        meta = parse_query(self.meta)
+        meta.update(values)
+        return replace(self, meta=encode_query(meta))

@@ -48,10 +48,7 @@ def phase_status(
     if "cron" not in rule and "files" not in rule and not phase.depends_on:
         findings.append("non-scheduled phase: use dependsOn, cron or files")
     if "cron" in rule:
-        try:
-            parse_cron(rule["cron"])
-        except CronError as err:
-            findings.append(f"no valid rule found: cron={rule['cron']} ({err})")
+        findings += _cron_findings(rule["cron"])
     if invalid_parts(phase.rule):
         findings.append(f"invalid rule format: {phase.rule}")
     if phase.depends_on and not _parent_exists(phase.depends_on, tasks=tasks, topics=topics):
@@ -78,6 +75,14 @@ def status_has_error(status: str) -> bool:
 def _parent_exists(depends_on: str, *, tasks: set[str], topics: set[str]) -> bool:
     """`topic` is satisfied by any phase of that topic; `topic:job` only by that exact task."""
     return depends_on in tasks if ":" in depends_on else depends_on in topics
+
+
+def _cron_findings(expr: str) -> list[str]:
+    try:
+        parse_cron(expr)
+    except CronError as err:
+        return [f"no valid rule found: cron={expr} ({err})"]
+    return []
 
 
 def _is_duration(text: str) -> bool:
