@@ -1,13 +1,14 @@
 """The refresh algorithm, shared by every cache: stat, hash only if needed, parse only if changed.
 
 A `FileStore` is where a cache keeps files and phases; the `Loader` decides what to write there.
+All files are read and parsed first, then the writes of one refresh are applied together.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -27,22 +28,57 @@ class StoredFile:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class SaveWorkflow:
+    """Replace a file's phases with those of its new good bytes, clearing any error."""
+
+    workflow: Workflow
+    file_hash: str
+    modified: datetime | None
+    loaded_at: datetime
+
+    @property
+    def key(self) -> str:
+        return self.workflow.path
+
+
+@dataclass(frozen=True, slots=True)
+class SaveError:
+    """Record why a file's current bytes failed; its last good phases stay."""
+
+    key: str
+    error: str
+    error_hash: str
+    modified: datetime | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClearError:
+    """The file is back to its last good bytes."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """The file is gone: drop it and its phases."""
+
+    key: str
+
+
+Change = SaveWorkflow | SaveError | ClearError | Remove
+
+
 class FileStore(Protocol):
-    """Storage of loaded files; each write is applied atomically (one transaction per file)."""
+    """Storage of loaded files. `apply` writes each change whole: a reader sees a file's old
+    phases or its new ones, never a mix."""
 
     def stored_files(self) -> dict[str, StoredFile]: ...
 
-    def save_workflow(
-        self, workflow: Workflow, *, file_hash: str, modified: datetime | None, loaded_at: datetime
-    ) -> None: ...
-
-    def save_error(
-        self, key: str, error: str, *, error_hash: str, modified: datetime | None, at: datetime
-    ) -> None: ...
-
-    def clear_error(self, key: str) -> None: ...
-
-    def remove(self, key: str) -> None: ...
+    def apply(self, changes: Sequence[Change]) -> dict[str, str]:
+        """Apply the changes; returns keys whose change could not be stored, with why."""
+        ...
 
 
 @dataclass(slots=True)
@@ -80,102 +116,96 @@ class Loader:
         scan_started_ns = time.time_ns()
         present = self._source.scan()
         stored = self._store.stored_files()
-        outcome = RefreshOutcome()
+        changes: list[Change] = []
+        stats = RefreshStats()
         for key in sorted(present):
-            self._load(key, present[key], stored.get(key), outcome, scan_started_ns)
-        self._remove((key for key in stored if key not in present), outcome)
-        return outcome
+            change = self._check(key, present[key], stored.get(key), stats, scan_started_ns)
+            if change is not None:
+                changes.append(change)
+        changes += [Remove(key) for key in sorted(stored) if key not in present]
+        return self._apply(changes, stats)
 
     def refresh_keys(self, keys: Iterable[str]) -> RefreshOutcome:
         """Refresh only `keys` (named by a watch event): always hashed, removed if gone."""
         scan_started_ns = time.time_ns()
         stored = self._store.stored_files()
-        outcome = RefreshOutcome()
-        gone = []
+        changes: list[Change] = []
+        stats = RefreshStats()
         for key in sorted(set(keys)):
             signature = self._source.signature(key)
             if isinstance(signature, UnreadableFile) and not self._source.file_path(key).exists():
-                gone.append(key)
+                if key in stored:
+                    changes.append(Remove(key))
                 continue
             self._clean.pop(key, None)
-            self._load(key, signature, stored.get(key), outcome, scan_started_ns)
-        self._remove((key for key in gone if key in stored), outcome)
+            change = self._check(key, signature, stored.get(key), stats, scan_started_ns)
+            if change is not None:
+                changes.append(change)
+        return self._apply(changes, stats)
+
+    def _apply(self, changes: list[Change], stats: RefreshStats) -> RefreshOutcome:
+        outcome = RefreshOutcome(stats=stats)
+        failed = self._store.apply(changes)
+        for change in changes:
+            if change.key in failed:
+                self._clean.pop(change.key, None)
+                outcome.errors[change.key] = failed[change.key]
+            elif isinstance(change, SaveError):
+                outcome.errors[change.key] = change.error
+            elif isinstance(change, Remove):
+                self._clean.pop(change.key, None)
+                outcome.changed.append(f"-{change.key}")
+            else:
+                outcome.changed.append(change.key)
+        stats.failed = len(outcome.errors)
         return outcome
 
-    def _load(
+    def _check(
         self,
         key: str,
         signature: Signature | UnreadableFile,
         stored: StoredFile | None,
-        outcome: RefreshOutcome,
+        stats: RefreshStats,
         scan_started_ns: int,
-    ) -> None:
-        outcome.stats.files += 1
+    ) -> Change | None:
+        """The change `key` needs, if any, reading and parsing only what may have changed."""
+        stats.files += 1
         if isinstance(signature, UnreadableFile):
             self._clean.pop(key, None)
-            self._fail(key, str(signature), "", stored, outcome, None)
-            return
+            return self._failure(key, str(signature), "", stored, None)
         if stored is not None and self._clean.get(key) == signature:
-            return
+            return None
         modified = datetime.fromtimestamp(signature.mtime_ns / 1e9, UTC)
         try:
             data = self._source.read(key)
         except UnreadableFile as err:
-            self._fail(key, str(err), "", stored, outcome, modified)
-            return
-        outcome.stats.hashed += 1
+            return self._failure(key, str(err), "", stored, modified)
+        stats.hashed += 1
         digest = hashlib.sha256(data).hexdigest()
-        self._apply(key, data, digest, stored, outcome, modified)
         # Racy-git rule: a file written within the window may change again without its
         # signature changing (coarse mtimes), so only older files may skip hashing next time.
         if signature.mtime_ns < scan_started_ns - RACY_WINDOW_NS:
             self._clean[key] = signature
-
-    def _apply(
-        self,
-        key: str,
-        data: bytes,
-        digest: str,
-        stored: StoredFile | None,
-        outcome: RefreshOutcome,
-        modified: datetime,
-    ) -> None:
         if stored is not None and digest == stored.file_hash:
-            if stored.error:
-                self._store.clear_error(key)
-                outcome.changed.append(key)
-            return
+            return ClearError(key) if stored.error else None
         if stored is not None and digest == stored.error_hash:
-            return
-        outcome.stats.parsed += 1
+            return None
+        stats.parsed += 1
         try:
             workflow = parse_workflow(data, key)
         except WorkflowError as err:
-            self._fail(key, str(err), digest, stored, outcome, modified)
-            return
-        self._store.save_workflow(
-            workflow, file_hash=digest, modified=modified, loaded_at=self._now()
-        )
-        outcome.changed.append(key)
+            return self._failure(key, str(err), digest, stored, modified)
+        return SaveWorkflow(workflow, digest, modified, self._now())
 
-    def _fail(
+    def _failure(
         self,
         key: str,
         error: str,
         error_hash: str,
         stored: StoredFile | None,
-        outcome: RefreshOutcome,
         modified: datetime | None,
-    ) -> None:
+    ) -> SaveError | None:
         """Record why `key` failed, unless this very failure is already recorded."""
         if stored is not None and stored.error == error and stored.error_hash == error_hash:
-            return
-        outcome.stats.failed += 1
-        self._store.save_error(key, error, error_hash=error_hash, modified=modified, at=self._now())
-        outcome.errors[key] = error
-
-    def _remove(self, keys: Iterable[str], outcome: RefreshOutcome) -> None:
-        for key in sorted(keys):
-            self._store.remove(key)
-            self._clean.pop(key, None)
-            outcome.changed.append(f"-{key}")
+            return None
+        return SaveError(key, error, error_hash, modified, self._now())

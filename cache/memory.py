@@ -6,11 +6,12 @@ It scans phases in Python for every lookup; `SQLiteCache` must agree with it on 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from cache.errors import RefreshError
-from cache.loader import Loader, StoredFile
+from cache.loader import Change, ClearError, Loader, Remove, SaveError, SaveWorkflow, StoredFile
 from cache.protocol import ALL_WORKFLOWS, parent_names, task_target
 from cache.source import DEFAULT_MAX_BYTES, WorkflowSource
 from workflow import Phase, PhaseRecord, Task, Workflow
@@ -85,23 +86,26 @@ class MemoryStore:
     def stored_files(self) -> dict[str, StoredFile]:
         return dict(self.files)
 
-    def save_workflow(
-        self, workflow: Workflow, *, file_hash: str, modified: datetime | None, loaded_at: datetime
-    ) -> None:
-        self.files[workflow.path] = StoredFile(file_hash=file_hash, error_hash="", error="")
-        self.workflows[workflow.path] = workflow
-
-    def save_error(
-        self, key: str, error: str, *, error_hash: str, modified: datetime | None, at: datetime
-    ) -> None:
-        previous = self.files.get(key)
-        self.files[key] = StoredFile(
-            file_hash=previous.file_hash if previous else "", error_hash=error_hash, error=error
-        )
-
-    def clear_error(self, key: str) -> None:
-        self.files[key] = StoredFile(file_hash=self.files[key].file_hash, error_hash="", error="")
-
-    def remove(self, key: str) -> None:
-        self.files.pop(key, None)
-        self.workflows.pop(key, None)
+    def apply(self, changes: Sequence[Change]) -> dict[str, str]:
+        for change in changes:
+            match change:
+                case SaveWorkflow(workflow=workflow, file_hash=file_hash):
+                    self.files[change.key] = StoredFile(
+                        file_hash=file_hash, error_hash="", error=""
+                    )
+                    self.workflows[change.key] = workflow
+                case SaveError():
+                    previous = self.files.get(change.key)
+                    self.files[change.key] = StoredFile(
+                        file_hash=previous.file_hash if previous else "",
+                        error_hash=change.error_hash,
+                        error=change.error,
+                    )
+                case ClearError():
+                    self.files[change.key] = replace(
+                        self.files[change.key], error_hash="", error=""
+                    )
+                case Remove():
+                    self.files.pop(change.key, None)
+                    self.workflows.pop(change.key, None)
+        return {}

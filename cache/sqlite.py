@@ -25,21 +25,15 @@ _SEARCH_JOB = (
     f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? AND job = ? "
     "ORDER BY file_path, position LIMIT 1"
 )
-_GET = (
-    f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? AND file_path = ? "
-    "ORDER BY position LIMIT 1"
-)
-_GET_JOB = (
-    f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? AND job = ? AND file_path = ? "
-    "ORDER BY position LIMIT 1"
-)
+# Hot lookups return few rows and order them in Python: an ORDER BY costs SQLite ~9 µs here
+# even when the index already yields that order. `topic:job` is unique in a file (the key).
+_GET = f"SELECT {_COLUMNS}, position FROM workflow_phases WHERE topic = ? AND file_path = ?"
+_GET_JOB = f"SELECT {_COLUMNS} FROM workflow_phases WHERE file_path = ? AND task = ?"
 _CHILDREN = (
-    f"SELECT {_COLUMNS} FROM workflow_phases WHERE file_path = ? AND depends_on = ? "
-    "ORDER BY position"
+    f"SELECT {_COLUMNS}, position FROM workflow_phases WHERE file_path = ? AND depends_on = ?"
 )
 _CHILDREN_JOB = (
-    f"SELECT {_COLUMNS} FROM workflow_phases WHERE file_path = ? AND depends_on IN (?, ?) "
-    "ORDER BY position"
+    f"SELECT {_COLUMNS}, position FROM workflow_phases WHERE file_path = ? AND depends_on IN (?, ?)"
 )
 
 
@@ -55,11 +49,15 @@ LOOKUP_QUERIES = {
 
 
 def _record(row: tuple) -> PhaseRecord:
-    task, rule, depends_on, retry, template, file_path, status = row
+    task, rule, depends_on, retry, template, file_path, status = row[:7]
     return PhaseRecord(
         task=task, rule=rule, depends_on=depends_on, retry=retry, template=template,
         file_path=file_path, status=status,
     )  # fmt: skip
+
+
+def _position(row: tuple) -> int:
+    return row[7]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +99,11 @@ class SQLiteCache:
             return found if isinstance(found, PhaseRecord) else not_found()
         if not key:
             return not_found()
-        row = self._one(_GET_JOB, (t.type, job, key)) if job else self._one(_GET, (t.type, key))
-        return row or not_found()
+        if job:
+            row = self._connection.execute(_GET_JOB, (key, f"{t.type}:{job}")).fetchone()
+        else:
+            row = min(self._connection.execute(_GET, (t.type, key)), key=_position, default=None)
+        return _record(row) if row else not_found()
 
     def children(self, t: Task) -> list[Phase]:
         key, job = task_target(t)
@@ -110,7 +111,8 @@ class SQLiteCache:
             return []
         parents = parent_names(t, job)
         query = _CHILDREN_JOB if job else _CHILDREN
-        return [_record(row) for row in self._connection.execute(query, (key, *parents))]
+        rows = self._connection.execute(query, (key, *parents)).fetchall()
+        return [_record(row) for row in sorted(rows, key=_position)]
 
     def refresh(self) -> list[str]:
         outcome = self._loader.refresh()

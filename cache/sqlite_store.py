@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import apsw
 
-from cache.loader import StoredFile
+from cache.loader import Change, ClearError, Remove, SaveError, SaveWorkflow, StoredFile
 from cache.schema import transaction
 from workflow import Workflow
 
@@ -30,13 +31,26 @@ ON CONFLICT (file_path) DO UPDATE SET
 """
 
 
+def _phase_rows(workflow: Workflow) -> list[tuple]:
+    key = workflow.path
+    return [
+        (key, p.task, p.topic, p.job, p.depends_on, p.rule, p.template, p.retry, p.status, i)
+        for i, p in enumerate(workflow.phases)
+    ]
+
+
 def timestamp(when: datetime | None) -> str | None:
     """Times are stored as RFC 3339 text, which sorts and reads well."""
     return when.isoformat().replace("+00:00", "Z") if when else None
 
 
 class SQLiteStore:
-    """Each write is one transaction: a reader sees a file's old phases or its new ones."""
+    """Writes a refresh in one transaction, each file in a savepoint of its own.
+
+    A commit costs 250-350 µs on this class of machine, so one per file would make a cold load
+    of 1000 files commit-bound; the savepoint keeps each file whole, and a file whose write
+    fails is rolled back alone.
+    """
 
     def __init__(self, connection: apsw.Connection) -> None:
         self._connection = connection
@@ -47,35 +61,40 @@ class SQLiteStore:
         )
         return {key: StoredFile(file_hash=h, error_hash=eh, error=e) for key, h, eh, e in rows}
 
-    def save_workflow(
-        self, workflow: Workflow, *, file_hash: str, modified: datetime | None, loaded_at: datetime
-    ) -> None:
-        key = workflow.path
-        rows = [
-            (key, p.task, p.topic, p.job, p.depends_on, p.rule, p.template, p.retry, p.status, i)
-            for i, p in enumerate(workflow.phases)
-        ]
+    def apply(self, changes: Sequence[Change]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        if not changes:
+            return failed
         with transaction(self._connection):
-            self._connection.execute(
-                _UPSERT_FILE, (key, file_hash, timestamp(loaded_at), timestamp(modified))
-            )
-            self._connection.execute("DELETE FROM workflow_phases WHERE file_path = ?", (key,))
-            self._connection.executemany(_INSERT_PHASE, rows)
+            for change in changes:
+                try:
+                    with self._connection:  # a savepoint: this file alone on failure
+                        self._write(change)
+                except apsw.Error as err:
+                    failed[change.key] = f"{change.key}: cannot store: {err}"
+        return failed
 
-    def save_error(
-        self, key: str, error: str, *, error_hash: str, modified: datetime | None, at: datetime
-    ) -> None:
-        with transaction(self._connection):
-            self._connection.execute(
-                _UPSERT_ERROR, (key, timestamp(at), timestamp(modified), error, error_hash)
-            )
-
-    def clear_error(self, key: str) -> None:
-        with transaction(self._connection):
-            self._connection.execute(
-                "UPDATE workflow_files SET error = '', error_hash = '' WHERE file_path = ?", (key,)
-            )
-
-    def remove(self, key: str) -> None:
-        with transaction(self._connection):
-            self._connection.execute("DELETE FROM workflow_files WHERE file_path = ?", (key,))
+    def _write(self, change: Change) -> None:
+        execute = self._connection.execute
+        match change:
+            case SaveWorkflow(workflow=workflow, file_hash=file_hash):
+                key = workflow.path
+                execute(
+                    _UPSERT_FILE,
+                    (key, file_hash, timestamp(change.loaded_at), timestamp(change.modified)),
+                )
+                execute("DELETE FROM workflow_phases WHERE file_path = ?", (key,))
+                self._connection.executemany(_INSERT_PHASE, _phase_rows(workflow))
+            case SaveError():
+                execute(
+                    _UPSERT_ERROR,
+                    (change.key, timestamp(change.at), timestamp(change.modified), change.error,
+                     change.error_hash),
+                )  # fmt: skip
+            case ClearError():
+                execute(
+                    "UPDATE workflow_files SET error = '', error_hash = '' WHERE file_path = ?",
+                    (change.key,),
+                )
+            case Remove():
+                execute("DELETE FROM workflow_files WHERE file_path = ?", (change.key,))

@@ -14,7 +14,10 @@ from cache.sqlite import LOOKUP_QUERIES
 from tests.conftest import FIXED_NOW, fixed_now, write
 from workflow import Task
 
-GOOD = '[[Phase]]\ntask = "{name}"\nrule = "cron=@daily"\n\n[[Phase]]\ntask = "{name}-child"\ndependsOn = "{name}"\n'
+GOOD = (
+    '[[Phase]]\ntask = "{name}"\nrule = "cron=@daily"\n\n'
+    '[[Phase]]\ntask = "{name}-child"\ndependsOn = "{name}"\n'
+)
 OLD = 1_600_000_000  # an mtime far outside the racy window
 
 
@@ -89,7 +92,7 @@ def test_recent_files_are_always_hashed(cache: SQLiteCache, folder: Path) -> Non
     assert tasks_of(cache, "a.toml") == ["y", "y-child"]
 
 
-def test_each_file_is_written_in_its_own_transaction(folder: Path, db: Path) -> None:
+def test_a_refresh_commits_once(folder: Path, db: Path) -> None:
     commits: list[int] = []
 
     def count_commits(connection: apsw.Connection) -> None:
@@ -101,14 +104,31 @@ def test_each_file_is_written_in_its_own_transaction(folder: Path, db: Path) -> 
     finally:
         apsw.connection_hooks.remove(count_commits)
     commits.clear()
-    cache.refresh()
-    assert len(commits) == 3
-    commits.clear()
-    write(folder, "a.toml", "[[Phase]\n")
-    with pytest.raises(RefreshError):
-        cache.refresh()
+    assert len(cache.refresh()) == 3
     assert len(commits) == 1
+    assert cache.refresh() == []
+    assert len(commits) == 1  # nothing to write, no transaction
     cache.close()
+
+
+def test_a_file_that_cannot_be_stored_is_rolled_back_alone(
+    cache: SQLiteCache, folder: Path, db: Path
+) -> None:
+    cache.refresh()
+    other = apsw.Connection(str(db))
+    other.execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON workflow_phases WHEN NEW.task = 'poison' "
+        "BEGIN SELECT RAISE(ABORT, 'poisoned phase'); END"
+    )
+    other.close()
+    write(folder, "a.toml", good("a2") + '[[Phase]]\ntask = "poison"\ndependsOn = "a2"\n')
+    write(folder, "b.toml", good("b2"))
+    with pytest.raises(RefreshError) as raised:
+        cache.refresh()
+    assert raised.value.errors == {"a.toml": "a.toml: cannot store: poisoned phase"}
+    assert raised.value.changed == ["b.toml"]
+    assert tasks_of(cache, "a.toml") == ["a", "a-child"]  # not half of the new version
+    assert tasks_of(cache, "b.toml") == ["b2", "b2-child"]
 
 
 def test_workflow_files_rows(cache: SQLiteCache, folder: Path) -> None:
@@ -151,7 +171,8 @@ def test_broken_file_error_recorded_then_cleared(cache: SQLiteCache, folder: Pat
     ("content", "problem"),
     [
         (b"<html>not toml</html>", "a.toml: line 1: TOML syntax"),
-        (b'[[Phase]]\ntask = "a"\nrule = "x=1"\nretry = "three"\n', "a.toml: line 4: phase 1: retry"),
+        (b'[[Phase]]\ntask = "a"\nrule = "x=1"\nretry = "three"\n',
+         "a.toml: line 4: phase 1: retry"),
         (b'[[Phase]]\ntask = "a"\nrule = "x=1"\n[[Phase]]\ntask = "a"\nrule = "y=1"\n',
          "a.toml: line 4: phase 2: duplicate task a"),
         (b"", "a.toml: empty file"),
@@ -197,7 +218,7 @@ def test_symlink_out_of_the_folder_is_refused(cache: SQLiteCache, folder: Path) 
 def test_permission_denied_is_unreadable(cache: SQLiteCache, folder: Path) -> None:
     cache.refresh()
     (folder / "a.toml").chmod(0)
-    with pytest.raises(RefreshError, match="a.toml: cannot read: Permission denied"):
+    with pytest.raises(RefreshError, match=r"a\.toml: cannot read: Permission denied"):
         cache.refresh()
     assert tasks_of(cache, "a.toml") == ["a", "a-child"]
 
@@ -207,7 +228,10 @@ def test_file_over_the_size_limit(folder: Path, db: Path) -> None:
     cache = SQLiteCache(folder, db, now=fixed_now, max_bytes=size - 1)
     with pytest.raises(RefreshError) as raised:
         cache.refresh()
-    assert raised.value.errors["a.toml"] == f"a.toml: file is {size} bytes, over the limit of {size - 1}"
+    assert (
+        raised.value.errors["a.toml"]
+        == f"a.toml: file is {size} bytes, over the limit of {size - 1}"
+    )
     cache.close()
 
 
@@ -224,7 +248,7 @@ def test_database_path_that_is_a_directory(folder: Path, tmp_path: Path) -> None
 def test_database_that_is_not_sqlite(folder: Path, tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(SchemaError, match="junk.db"):
+    with pytest.raises(SchemaError, match=r"junk\.db"):
         SQLiteCache(folder, junk)
 
 

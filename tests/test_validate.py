@@ -34,7 +34,7 @@ def status_of(body: str) -> str:
         ('task = "t"\ndependsOn = "q"', "parent task not found: q"),
         ('task = "t"\ndependsOn = "p:other"', "parent task not found: p:other"),
         ('task = "t"\ndependsOn = "p"\nrule = "cron=0 * * * *"', "ignored rule: cron=0 * * * *"),
-        ('task = "t"\ndependsOn = "p"\nretry = 11', 
+        ('task = "t"\ndependsOn = "p"\nretry = 11',
          "warning: retry count exceeds recommended limit"),
         ('task = "t"\ndependsOn = "p"\nretry = 10', ""),
         ('task = "t"\ndependsOn = "p"\nrule = "retry_dely=5m"',

@@ -20,7 +20,7 @@ PHASE_FIELDS = {
     "retry": "retry",
     "template": "template",
 }
-_HEADER = re.compile(r"^\s*\[\[\s*[\"']?phase[\"']?\s*\]\]", re.IGNORECASE | re.MULTILINE)
+_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*[\"']?phase[\"']?\s*\]\]", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +174,6 @@ class _Locator:
             return None
         start = self._starts[number - 1]
         end = self._starts[number] if number < len(self._starts) else len(self._text)
-        pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
+        pattern = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
         match = pattern.search(self._text, start, end)
         return self._text.count("\n", 0, match.start()) + 1 if match else self.phase(number)
