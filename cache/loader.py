@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from cache.errors import RefreshError
 from cache.source import Signature, UnreadableFile, WorkflowSource
 from workflow import Workflow, WorkflowError, parse_workflow
 
@@ -99,6 +100,12 @@ class RefreshOutcome:
     errors: dict[str, str] = field(default_factory=dict)
     stats: RefreshStats = field(default_factory=RefreshStats)
 
+    def result(self) -> list[str]:
+        """The `Cache.refresh` answer: changed keys, or `RefreshError` if any file failed."""
+        if self.errors:
+            raise RefreshError(self.errors, self.changed)
+        return self.changed
+
 
 class Loader:
     """Brings a `FileStore` in line with a `WorkflowSource`."""
@@ -126,22 +133,26 @@ class Loader:
         return self._apply(changes, stats)
 
     def refresh_keys(self, keys: Iterable[str]) -> RefreshOutcome:
-        """Refresh only `keys` (named by a watch event): always hashed, removed if gone."""
+        """Refresh only `keys` (named by a watch event): always hashed, removed if gone.
+
+        Keys that cannot name a workflow file of this source (`../x.toml`) are ignored.
+        """
         scan_started_ns = time.time_ns()
         stored = self._store.stored_files()
         changes: list[Change] = []
+        removals: list[Change] = []
         stats = RefreshStats()
-        for key in sorted(set(keys)):
+        for key in sorted({key for key in keys if self._source.owns(key)}):
             signature = self._source.signature(key)
             if isinstance(signature, UnreadableFile) and not self._source.file_path(key).exists():
                 if key in stored:
-                    changes.append(Remove(key))
+                    removals.append(Remove(key))
                 continue
             self._clean.pop(key, None)
             change = self._check(key, signature, stored.get(key), stats, scan_started_ns)
             if change is not None:
                 changes.append(change)
-        return self._apply(changes, stats)
+        return self._apply(changes + removals, stats)
 
     def _apply(self, changes: list[Change], stats: RefreshStats) -> RefreshOutcome:
         outcome = RefreshOutcome(stats=stats)

@@ -6,12 +6,21 @@ It scans phases in Python for every lookup; `SQLiteCache` must agree with it on 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from cache.errors import RefreshError
-from cache.loader import Change, ClearError, Loader, Remove, SaveError, SaveWorkflow, StoredFile
+from cache.loader import (
+    Change,
+    ClearError,
+    Loader,
+    RefreshOutcome,
+    RefreshStats,
+    Remove,
+    SaveError,
+    SaveWorkflow,
+    StoredFile,
+)
 from cache.protocol import ALL_WORKFLOWS, parent_names, task_target
 from cache.source import DEFAULT_MAX_BYTES, WorkflowSource
 from workflow import Phase, PhaseRecord, Task, Workflow
@@ -35,6 +44,7 @@ class MemoryCache:
         self._source = WorkflowSource(workflow_path, max_bytes=max_bytes)
         self._store = MemoryStore()
         self._loader = Loader(self._source, self._store, now=now)
+        self.last_refresh = RefreshStats()
 
     def search(self, task: str, job: str = "") -> tuple[str, Phase]:
         for key in sorted(self._store.workflows):
@@ -63,10 +73,16 @@ class MemoryCache:
         return [phase for phase in workflow.phases if phase.depends_on in parents]
 
     def refresh(self) -> list[str]:
-        outcome = self._loader.refresh()
-        if outcome.errors:
-            raise RefreshError(outcome.errors, outcome.changed)
-        return outcome.changed
+        return self._record(self._loader.refresh())
+
+    def refresh_files(self, keys: Iterable[str]) -> list[str]:
+        """Like `refresh`, for just these keys (as a watch event names them): each is hashed,
+        and removed if its file is gone."""
+        return self._record(self._loader.refresh_keys(keys))
+
+    def _record(self, outcome: RefreshOutcome) -> list[str]:
+        self.last_refresh = outcome.stats
+        return outcome.result()
 
     def is_dir(self) -> bool:
         return self._source.is_dir

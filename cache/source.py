@@ -45,6 +45,18 @@ class WorkflowSource:
         self.max_bytes = max_bytes
         self._real_root = self.path.resolve()
 
+    def owns(self, key: str) -> bool:
+        """Whether `key` can name a workflow file here: relative, inside, not hidden, `*.toml`."""
+        if not self.is_dir:
+            return key == self.path.name
+        parts = key.split("/")
+        return (
+            not key.startswith("/")
+            and "\\" not in key
+            and all(part and not part.startswith(".") for part in parts)
+            and is_workflow_name(parts[-1])
+        )
+
     def file_path(self, key: str) -> Path:
         """The file behind `key`; in single-file mode the key is the file's name."""
         return self.path / key if self.is_dir else self.path
@@ -60,14 +72,37 @@ class WorkflowSource:
         if not self.is_dir:
             return {self.path.name: self.signature(self.path.name)}
         found: dict[str, Signature | UnreadableFile] = {}
-        for folder, dirs, files in os.walk(self.path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            relative = Path(folder).relative_to(self.path).as_posix()
-            prefix = "" if relative == "." else f"{relative}/"
-            for name in files:
-                if is_workflow_name(name):
-                    found[prefix + name] = self.signature(prefix + name)
+        self._scan_folder(os.fspath(self.path), "", found)
         return found
+
+    def _scan_folder(
+        self, folder: str, prefix: str, found: dict[str, Signature | UnreadableFile]
+    ) -> None:
+        """One `scandir` per folder: names and types come without a syscall per entry.
+
+        Symlinked folders are not followed (no loops, nothing outside the folder).
+        """
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as err:
+            found[prefix or "."] = UnreadableFile(f"{prefix or '.'}: cannot list: {err.strerror}")
+            return
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                self._scan_folder(entry.path, f"{prefix}{name}/", found)
+            elif is_workflow_name(name):
+                found[prefix + name] = self._entry_signature(entry, prefix + name)
+
+    def _entry_signature(self, entry: os.DirEntry[str], key: str) -> Signature | UnreadableFile:
+        if entry.is_symlink():
+            return self.signature(key)
+        try:
+            return self._checked(entry.stat(), key)
+        except OSError as err:
+            return UnreadableFile(f"{key}: cannot read: {err.strerror or err}")
 
     def signature(self, key: str) -> Signature | UnreadableFile:
         """Stat `key`, returning why it is no workflow file instead of raising."""
@@ -82,6 +117,9 @@ class WorkflowSource:
                 return UnreadableFile(f"{key}: symlink points outside the workflow folder")
         except OSError as err:
             return UnreadableFile(f"{key}: cannot read: {err.strerror or err}")
+        return self._checked(info, key)
+
+    def _checked(self, info: os.stat_result, key: str) -> Signature | UnreadableFile:
         if not stat.S_ISREG(info.st_mode):
             return UnreadableFile(f"{key}: not a regular file")
         if info.st_size > self.max_bytes:
@@ -93,10 +131,24 @@ class WorkflowSource:
     def read(self, key: str) -> bytes:
         """The bytes of `key`; raises `UnreadableFile` naming the key and the reason."""
         try:
-            with open(self.file_path(key), "rb") as handle:
-                data = handle.read(self.max_bytes + 1)
+            descriptor = os.open(self.file_path(key), os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                data = self._read_capped(descriptor)
+            finally:
+                os.close(descriptor)
         except OSError as err:
             raise UnreadableFile(f"{key}: cannot read: {err.strerror or err}") from None
         if len(data) > self.max_bytes:
             raise UnreadableFile(f"{key}: file is over the limit of {self.max_bytes} bytes")
         return data
+
+    def _read_capped(self, descriptor: int) -> bytes:
+        """Read to EOF or just past the limit, sizing the first read by the file's size:
+        a read sized by the limit would allocate a megabyte per file."""
+        size = os.fstat(descriptor).st_size
+        chunks = [os.read(descriptor, min(size, self.max_bytes) + 1)]
+        total = len(chunks[0])
+        while chunks[-1] and total <= self.max_bytes:
+            chunks.append(os.read(descriptor, 65536))
+            total += len(chunks[-1])
+        return b"".join(chunks)

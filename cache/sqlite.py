@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from cache.errors import RefreshError
-from cache.loader import Loader, RefreshStats
+from cache.loader import Loader, RefreshOutcome, RefreshStats
 from cache.memory import utc_now
 from cache.protocol import ALL_WORKFLOWS, parent_names, task_target
 from cache.schema import connect
@@ -115,11 +114,16 @@ class SQLiteCache:
         return [_record(row) for row in sorted(rows, key=_position)]
 
     def refresh(self) -> list[str]:
-        outcome = self._loader.refresh()
+        return self._record(self._loader.refresh())
+
+    def refresh_files(self, keys: Iterable[str]) -> list[str]:
+        """Like `refresh`, for just these keys (as a watch event names them): each is hashed,
+        and removed if its file is gone."""
+        return self._record(self._loader.refresh_keys(keys))
+
+    def _record(self, outcome: RefreshOutcome) -> list[str]:
         self.last_refresh = outcome.stats
-        if outcome.errors:
-            raise RefreshError(outcome.errors, outcome.changed)
-        return outcome.changed
+        return outcome.result()
 
     def is_dir(self) -> bool:
         return self._source.is_dir

@@ -226,3 +226,41 @@ def test_fixing_a_broken_file_loads_it(make_cache: CacheFactory, folder: Path) -
 def test_missing_workflow_path(make_cache: CacheFactory, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         make_cache(tmp_path / "nowhere")
+
+
+def test_refresh_files_loads_only_the_named_keys(make_cache: CacheFactory, folder: Path) -> None:
+    cache = make_cache(folder)
+    cache.refresh()
+    write(folder, "f1.toml", F1.replace("task4", "task40"))
+    write(folder, "sub/f3.toml", F3.replace("task6", "task60"))
+    (folder / "f2.toml").unlink()
+    assert cache.refresh_files(["sub/f3.toml", "f2.toml"]) == ["sub/f3.toml", "-f2.toml"]
+    assert cache.search("task60")[0] == "sub/f3.toml"
+    assert cache.search("task40") == ("", Phase())  # not named, not reloaded yet
+    assert cache.refresh() == ["f1.toml"]
+
+
+@pytest.mark.parametrize(
+    "key", ["../outside.toml", "/etc/passwd", "sub/../f1.toml", ".hidden.toml", "f1.txt", ""]
+)
+def test_refresh_files_ignores_keys_outside_the_folder(
+    make_cache: CacheFactory, folder: Path, key: str
+) -> None:
+    write(folder.parent, "outside.toml", '[[Phase]]\ntask = "evil"\nrule = "cron=@daily"\n')
+    write(folder, ".hidden.toml", '[[Phase]]\ntask = "evil"\nrule = "cron=@daily"\n')
+    cache = make_cache(folder)
+    cache.refresh()
+    assert cache.refresh_files([key]) == []
+    assert cache.search("evil") == ("", Phase())
+
+
+def test_refresh_files_reports_a_broken_file(make_cache: CacheFactory, folder: Path) -> None:
+    cache = make_cache(folder)
+    cache.refresh()
+    write(folder, "f1.toml", "[[Phase]]\ntask = 1\n")
+    with pytest.raises(RefreshError) as raised:
+        cache.refresh_files(["f1.toml"])
+    assert raised.value.errors == {
+        "f1.toml": "f1.toml: line 2: phase 1: task must be a string, got integer 1"
+    }
+    assert cache.search("task4")[0] == "f1.toml"

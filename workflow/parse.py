@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import tomli
 
 from workflow.errors import WorkflowError
-from workflow.phase import Phase, PhaseRecord
+from workflow.phase import PhaseRecord
 from workflow.query import parse_query
 from workflow.validate import phase_statuses
 
@@ -19,6 +20,7 @@ PHASE_FIELDS = {
     "dependson": "depends_on",
     "retry": "retry",
     "template": "template",
+    "dependsOn": "depends_on",  # the usual spelling, found without normalizing
 }
 _HEADER = re.compile(r"^[ \t]*\[\[[ \t]*[\"']?phase[\"']?\s*\]\]", re.IGNORECASE | re.MULTILINE)
 
@@ -46,17 +48,15 @@ def parse_workflow(data: bytes, path: str) -> Workflow:
         ) from None
     tables, warnings = _phase_tables(document, path)
     locate = _Locator(text, len(tables))
-    drafts = [_read_phase(table, number, path, locate) for number, table in enumerate(tables, 1)]
-    _check_duplicates([phase for phase, _ in drafts], path, locate)
-    statuses = phase_statuses([p for p, _ in drafts], [notes for _, notes in drafts])
-    records = tuple(
-        PhaseRecord(
-            task=p.task, rule=p.rule, depends_on=p.depends_on, retry=p.retry,
-            template=p.template, file_path=path, status=status,
-        )
-        for (p, _), status in zip(drafts, statuses, strict=True)
-    )  # fmt: skip
-    return Workflow(path=path, phases=records, warnings=warnings)
+    drafts = [_read_phase(table, n, path, locate) for n, table in enumerate(tables, 1)]
+    records = [record for record, _ in drafts]
+    _check_duplicates(records, path, locate)
+    statuses = phase_statuses(records, [notes for _, notes in drafts])
+    phases = tuple(
+        replace(record, status=status) if status else record
+        for record, status in zip(records, statuses, strict=True)
+    )
+    return Workflow(path=path, phases=phases, warnings=warnings)
 
 
 def _decode(data: bytes, path: str) -> str:
@@ -90,33 +90,40 @@ def _phase_tables(document: dict[str, Any], path: str) -> tuple[list[dict], tupl
 
 def _read_phase(
     table: dict[str, Any], number: int, path: str, locate: _Locator
-) -> tuple[Phase, list[str]]:
-    """One table to a `Phase` plus its parse findings (unknown keys, job conflicts)."""
+) -> tuple[PhaseRecord, list[str]]:
+    """One table to a record (status still blank) plus its parse findings (unknown keys...)."""
     values: dict[str, Any] = {}
-    given: dict[str, str] = {}
     notes: list[str] = []
     for key, value in table.items():
-        field = PHASE_FIELDS.get(key.lower().replace("_", ""))
+        field = _field_of(key)
         if field is None:
             notes.append(f"warning: unknown key: {key}")
             continue
-        if field in given:
-            raise _field_error(path, number, key, f"{key} repeats {given[field]}", locate)
-        given[field] = key
-        values[field] = _check_type(field, key, value, path, number, locate)
+        if field in values:
+            first = next(k for k in table if _field_of(k) == field)
+            raise _field_error(path, number, key, f"{key} repeats {first}", locate)
+        if type(value) is not str or field == "retry":
+            value = _check_type(field, key, value, path, number, locate)
+        values[field] = value
     task = values.get("task", "").strip()
     if not task:
         raise WorkflowError(path, f"phase {number}: missing task", line=locate.phase(number))
     topic, colon, task_job = task.partition(":")
     if not topic:
-        raise _field_error(path, number, given["task"], f"task {task!r} has no topic", locate)
-    rule_job = parse_query(values.get("rule", "")).get("job", "")
+        task_key = next(k for k in table if _field_of(k) == "task")
+        raise _field_error(path, number, task_key, f"task {task!r} has no topic", locate)
+    rule = values.get("rule", "")
+    rule_job = parse_query(rule).get("job", "") if "job=" in rule else ""
     if not colon and rule_job:
         task = f"{topic}:{rule_job}"
     elif colon and rule_job and rule_job != task_job:
         notes.append(f"warning: rule job={rule_job} ignored: task names job {task_job}")
     values["task"] = task
-    return Phase(**values), notes
+    return PhaseRecord(file_path=path, **values), notes
+
+
+def _field_of(key: str) -> str | None:
+    return PHASE_FIELDS.get(key) or PHASE_FIELDS.get(key.lower().replace("_", ""))
 
 
 def _check_type(field: str, key: str, value: Any, path: str, number: int, locate: _Locator) -> Any:
@@ -133,7 +140,7 @@ def _check_type(field: str, key: str, value: Any, path: str, number: int, locate
     return value
 
 
-def _check_duplicates(phases: list[Phase], path: str, locate: _Locator) -> None:
+def _check_duplicates(phases: list[PhaseRecord], path: str, locate: _Locator) -> None:
     first: dict[str, int] = {}
     for number, phase in enumerate(phases, 1):
         if phase.task in first:
@@ -161,8 +168,13 @@ class _Locator:
 
     def __init__(self, text: str, count: int) -> None:
         self._text = text
-        starts = [m.start() for m in _HEADER.finditer(text)]
-        self._starts = starts if len(starts) == count else []
+        self._count = count
+
+    @cached_property
+    def _starts(self) -> list[int]:
+        """Offsets of the `[[Phase]]` headers, found only once an error needs a line."""
+        starts = [m.start() for m in _HEADER.finditer(self._text)]
+        return starts if len(starts) == self._count else []
 
     def phase(self, number: int) -> int | None:
         if not self._starts:
@@ -170,10 +182,11 @@ class _Locator:
         return self._text.count("\n", 0, self._starts[number - 1]) + 1
 
     def key(self, number: int, key: str) -> int | None:
-        if not self._starts:
+        starts = self._starts
+        if not starts:
             return None
-        start = self._starts[number - 1]
-        end = self._starts[number] if number < len(self._starts) else len(self._text)
+        start = starts[number - 1]
+        end = starts[number] if number < len(starts) else len(self._text)
         pattern = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
         match = pattern.search(self._text, start, end)
         return self._text.count("\n", 0, match.start()) + 1 if match else self.phase(number)
