@@ -18,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import tomli
+
 from cache import MemoryCache, SQLiteCache
 from workflow import Task
 
@@ -121,14 +123,21 @@ def refreshes(files: int, repeat: int = 5) -> list[tuple[str, float, float]]:
                 target = root / "team3" / "wf00003.toml"
                 target.write_text(workflow_text(3).replace("offset=-1h", f"offset=-{run + 2}h"))
                 timings.setdefault("one file changed", []).append(_ms(cache.refresh))
+                target.write_text(workflow_text(3).replace("offset=-1h", f"offset=-{run + 9}h"))
+                timings.setdefault("one file, refresh_files", []).append(
+                    _ms(lambda c=cache: c.refresh_files(["team3/wf00003.toml"]))
+                )
                 os.utime(target, (OLD, OLD))
-                if kind == "sqlite":
+                if kind == "sqlite":  # a restart: a new process would open the same file
                     reopened = SQLiteCache(root, db)
                     cache.close()
                     timings.setdefault("restart, nothing changed", []).append(_ms(reopened.refresh))
                     reopened.close()
                 else:
                     cache.close()
+        texts = [path.read_text() for path in sorted(root.rglob("*.toml"))]
+        floor = [_ms(lambda: [tomli.loads(text) for text in texts]) for _ in range(repeat)]
+        results["sqlite"]["baseline: tomli.loads only"] = floor
     memory = results["memory"]
     return [
         (

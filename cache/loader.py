@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -75,7 +75,9 @@ class FileStore(Protocol):
     """Storage of loaded files. `apply` writes each change whole: a reader sees a file's old
     phases or its new ones, never a mix."""
 
-    def stored_files(self) -> dict[str, StoredFile]: ...
+    def stored_files(self, keys: Collection[str] | None = None) -> dict[str, StoredFile]:
+        """What is stored of `keys` (of every file when None)."""
+        ...
 
     def apply(self, changes: Sequence[Change]) -> dict[str, str]:
         """Apply the changes; returns keys whose change could not be stored, with why."""
@@ -138,11 +140,12 @@ class Loader:
         Keys that cannot name a workflow file of this source (`../x.toml`) are ignored.
         """
         scan_started_ns = time.time_ns()
-        stored = self._store.stored_files()
+        wanted = sorted({key for key in keys if self._source.owns(key)})
+        stored = self._store.stored_files(wanted)
         changes: list[Change] = []
         removals: list[Change] = []
         stats = RefreshStats()
-        for key in sorted({key for key in keys if self._source.owns(key)}):
+        for key in wanted:
             signature = self._source.signature(key)
             if isinstance(signature, UnreadableFile) and not self._source.file_path(key).exists():
                 if key in stored:

@@ -6,7 +6,7 @@ It scans phases in Python for every lookup; `SQLiteCache` must agree with it on 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -99,8 +99,10 @@ class MemoryStore:
         self.files: dict[str, StoredFile] = {}
         self.workflows: dict[str, Workflow] = {}
 
-    def stored_files(self) -> dict[str, StoredFile]:
-        return dict(self.files)
+    def stored_files(self, keys: Collection[str] | None = None) -> dict[str, StoredFile]:
+        if keys is None:
+            return dict(self.files)
+        return {key: self.files[key] for key in keys if key in self.files}
 
     def apply(self, changes: Sequence[Change]) -> dict[str, str]:
         for change in changes:

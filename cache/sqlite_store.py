@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import apsw
@@ -55,10 +55,16 @@ class SQLiteStore:
     def __init__(self, connection: apsw.Connection) -> None:
         self._connection = connection
 
-    def stored_files(self) -> dict[str, StoredFile]:
-        rows = self._connection.execute(
-            "SELECT file_path, file_hash, error_hash, error FROM workflow_files"
-        )
+    def stored_files(self, keys: Collection[str] | None = None) -> dict[str, StoredFile]:
+        query = "SELECT file_path, file_hash, error_hash, error FROM workflow_files"
+        if keys is None:
+            rows = self._connection.execute(query).fetchall()
+        else:
+            rows = [
+                row
+                for key in keys
+                for row in self._connection.execute(f"{query} WHERE file_path = ?", (key,))
+            ]
         return {key: StoredFile(file_hash=h, error_hash=eh, error=e) for key, h, eh, e in rows}
 
     def apply(self, changes: Sequence[Change]) -> dict[str, str]:
