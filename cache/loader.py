@@ -20,6 +20,11 @@ from workflow import Workflow, WorkflowError, parse_workflow
 RACY_WINDOW_NS = 2_000_000_000
 
 
+def utc_now() -> datetime:
+    """The default clock of the caches; tests pass their own `now`."""
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredFile:
     """What a store remembers of a file to decide whether new bytes need parsing."""

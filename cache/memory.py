@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cache.loader import (
     Change,
@@ -20,15 +20,12 @@ from cache.loader import (
     SaveError,
     SaveWorkflow,
     StoredFile,
+    utc_now,
 )
 from cache.protocol import ALL_WORKFLOWS, parent_names, task_target
 from cache.source import DEFAULT_MAX_BYTES, WorkflowSource
 from workflow import Phase, PhaseRecord, Task, Workflow
 from workflow.phase import not_found
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class MemoryCache:

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from cache.loader import Loader, RefreshOutcome, RefreshStats
-from cache.memory import utc_now
+from cache.loader import Loader, RefreshOutcome, RefreshStats, utc_now
 from cache.protocol import ALL_WORKFLOWS, parent_names, task_target
 from cache.schema import connect
 from cache.source import DEFAULT_MAX_BYTES, WorkflowSource
