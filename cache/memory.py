@@ -6,29 +6,19 @@ It scans phases in Python for every lookup; `SQLiteCache` must agree with it on 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from cache.loader import (
-    Change,
-    ClearError,
-    Loader,
-    RefreshOutcome,
-    RefreshStats,
-    Remove,
-    SaveError,
-    SaveWorkflow,
-    StoredFile,
-    utc_now,
-)
+from cache.base import FileBackedCache
+from cache.loader import Change, ClearError, Remove, SaveError, SaveWorkflow, StoredFile, utc_now
 from cache.protocol import ALL_WORKFLOWS, parent_names, task_target
 from cache.source import DEFAULT_MAX_BYTES, WorkflowSource
 from workflow import Phase, PhaseRecord, Task, Workflow
 from workflow.phase import not_found
 
 
-class MemoryCache:
+class MemoryCache(FileBackedCache):
     """Workflows held in a dict keyed by file; nothing survives the process."""
 
     def __init__(
@@ -38,10 +28,9 @@ class MemoryCache:
         now: Callable[[], datetime] = utc_now,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        self._source = WorkflowSource(workflow_path, max_bytes=max_bytes)
         self._store = MemoryStore()
-        self._loader = Loader(self._source, self._store, now=now)
-        self.last_refresh = RefreshStats()
+        source = WorkflowSource(workflow_path, max_bytes=max_bytes)
+        super().__init__(source, self._store, now=now)
 
     def search(self, task: str, job: str = "") -> tuple[str, Phase]:
         for key in sorted(self._store.workflows):
@@ -68,21 +57,6 @@ class MemoryCache:
             return []
         parents = parent_names(t, job)
         return [phase for phase in workflow.phases if phase.depends_on in parents]
-
-    def refresh(self) -> list[str]:
-        return self._record(self._loader.refresh())
-
-    def refresh_files(self, keys: Iterable[str]) -> list[str]:
-        """Like `refresh`, for just these keys (as a watch event names them): each is hashed,
-        and removed if its file is gone."""
-        return self._record(self._loader.refresh_keys(keys))
-
-    def _record(self, outcome: RefreshOutcome) -> list[str]:
-        self.last_refresh = outcome.stats
-        return outcome.result()
-
-    def is_dir(self) -> bool:
-        return self._source.is_dir
 
     def close(self) -> None:
         self._store.files.clear()

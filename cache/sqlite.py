@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from cache.loader import Loader, RefreshOutcome, RefreshStats, utc_now
+from cache.base import FileBackedCache
+from cache.loader import utc_now
 from cache.protocol import ALL_WORKFLOWS, parent_names, task_target
 from cache.schema import connect
 from cache.source import DEFAULT_MAX_BYTES, WorkflowSource
@@ -69,7 +70,7 @@ class WorkflowFile:
     error: str
 
 
-class SQLiteCache:
+class SQLiteCache(FileBackedCache):
     """The `Cache` backed by SQLite; the database is the cache, so a restart re-parses nothing
     that did not change while flowlord was down."""
 
@@ -81,10 +82,9 @@ class SQLiteCache:
         now: Callable[[], datetime] = utc_now,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        self._source = WorkflowSource(workflow_path, max_bytes=max_bytes)
+        source = WorkflowSource(workflow_path, max_bytes=max_bytes)
         self._connection = connect(db_path)
-        self._loader = Loader(self._source, SQLiteStore(self._connection), now=now)
-        self.last_refresh = RefreshStats()
+        super().__init__(source, SQLiteStore(self._connection), now=now)
 
     def search(self, task: str, job: str = "") -> tuple[str, Phase]:
         row = self._one(_SEARCH_JOB, (task, job)) if job else self._one(_SEARCH, (task,))
@@ -111,21 +111,6 @@ class SQLiteCache:
         query = _CHILDREN_JOB if job else _CHILDREN
         rows = self._connection.execute(query, (key, *parents)).fetchall()
         return [_record(row) for row in sorted(rows, key=_position)]
-
-    def refresh(self) -> list[str]:
-        return self._record(self._loader.refresh())
-
-    def refresh_files(self, keys: Iterable[str]) -> list[str]:
-        """Like `refresh`, for just these keys (as a watch event names them): each is hashed,
-        and removed if its file is gone."""
-        return self._record(self._loader.refresh_keys(keys))
-
-    def _record(self, outcome: RefreshOutcome) -> list[str]:
-        self.last_refresh = outcome.stats
-        return outcome.result()
-
-    def is_dir(self) -> bool:
-        return self._source.is_dir
 
     def close(self) -> None:
         self._connection.execute("PRAGMA optimize")
