@@ -59,6 +59,7 @@ class MemoryCache(FileBackedCache):
         return [phase for phase in workflow.phases if phase.depends_on in parents]
 
     def close(self) -> None:
+        self._stop_watching()
         self._store.files.clear()
         self._store.workflows.clear()
 

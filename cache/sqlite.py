@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,11 +85,14 @@ class SQLiteCache(FileBackedCache):
     ) -> None:
         source = WorkflowSource(workflow_path, max_bytes=max_bytes)
         self._connection = connect(db_path)
-        super().__init__(source, SQLiteStore(self._connection), now=now)
+        # One connection, shared by threads: the lock keeps a reader out of a write transaction
+        # in progress, so it sees each file's old phases or its new ones, never a mix.
+        self._lock = threading.RLock()
+        super().__init__(source, SQLiteStore(self._connection, self._lock), now=now)
 
     def search(self, task: str, job: str = "") -> tuple[str, Phase]:
-        row = self._one(_SEARCH_JOB, (task, job)) if job else self._one(_SEARCH, (task,))
-        return (row.file_path, row) if row else ("", Phase())
+        rows = self._rows(_SEARCH_JOB, (task, job)) if job else self._rows(_SEARCH, (task,))
+        return (rows[0][5], _record(rows[0])) if rows else ("", Phase())
 
     def get(self, t: Task) -> PhaseRecord:
         key, job = task_target(t)
@@ -98,9 +102,9 @@ class SQLiteCache(FileBackedCache):
         if not key:
             return not_found()
         if job:
-            row = self._connection.execute(_GET_JOB, (key, f"{t.type}:{job}")).fetchone()
+            row = next(iter(self._rows(_GET_JOB, (key, f"{t.type}:{job}"))), None)
         else:
-            row = min(self._connection.execute(_GET, (t.type, key)), key=_position, default=None)
+            row = min(self._rows(_GET, (t.type, key)), key=_position, default=None)
         return _record(row) if row else not_found()
 
     def children(self, t: Task) -> list[Phase]:
@@ -109,16 +113,18 @@ class SQLiteCache(FileBackedCache):
             return []
         parents = parent_names(t, job)
         query = _CHILDREN_JOB if job else _CHILDREN
-        rows = self._connection.execute(query, (key, *parents)).fetchall()
+        rows = self._rows(query, (key, *parents))
         return [_record(row) for row in sorted(rows, key=_position)]
 
     def close(self) -> None:
-        self._connection.execute("PRAGMA optimize")
-        self._connection.close()
+        self._stop_watching()
+        with self._lock:
+            self._connection.execute("PRAGMA optimize")
+            self._connection.close()
 
     def workflow_files(self) -> list[WorkflowFile]:
         """Every known file, loaded or failing, by key."""
-        rows = self._connection.execute(
+        rows = self._rows(
             "SELECT file_path, file_hash, loaded_at, last_modified, error "
             "FROM workflow_files ORDER BY file_path"
         )
@@ -156,26 +162,28 @@ class SQLiteCache(FileBackedCache):
             params.append(status)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         query = f"SELECT {_COLUMNS} FROM workflow_phases {where} ORDER BY file_path, position"
-        return [_record(row) for row in self._connection.execute(query, params)]
+        return [_record(row) for row in self._rows(query, params)]
 
     def parents(self, file_path: str, task: str) -> list[PhaseRecord]:
         """The phases `task` depends on in its file: one for `topic:job`, all of a `topic`."""
-        row = self._connection.execute(
-            "SELECT depends_on FROM workflow_phases WHERE file_path = ? AND task = ?",
-            (file_path, task),
-        ).fetchone()
-        if not row or not row[0]:
-            return []
-        depends_on = row[0]
-        if ":" in depends_on:
-            query = f"SELECT {_COLUMNS} FROM workflow_phases WHERE file_path = ? AND task = ?"
-            return [_record(r) for r in self._connection.execute(query, (file_path, depends_on))]
-        query = (
-            f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? AND file_path = ? "
-            "ORDER BY position"
-        )
-        return [_record(r) for r in self._connection.execute(query, (depends_on, file_path))]
+        with self._lock:
+            found = self._rows(
+                "SELECT depends_on FROM workflow_phases WHERE file_path = ? AND task = ?",
+                (file_path, task),
+            )
+            depends_on = found[0][0] if found else ""
+            if not depends_on:
+                return []
+            if ":" in depends_on:
+                query = f"SELECT {_COLUMNS} FROM workflow_phases WHERE file_path = ? AND task = ?"
+                return [_record(r) for r in self._rows(query, (file_path, depends_on))]
+            query = (
+                f"SELECT {_COLUMNS} FROM workflow_phases WHERE topic = ? AND file_path = ? "
+                "ORDER BY position"
+            )
+            return [_record(r) for r in self._rows(query, (depends_on, file_path))]
 
-    def _one(self, query: str, params: tuple) -> PhaseRecord | None:
-        row = self._connection.execute(query, params).fetchone()
-        return _record(row) if row else None
+    def _rows(self, query: str, params: Sequence[object] = ()) -> list[tuple]:
+        """Every read goes through here, under the lock that writes hold for a transaction."""
+        with self._lock:
+            return self._connection.execute(query, params).fetchall()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
@@ -52,11 +53,16 @@ class SQLiteStore:
     by file, each in a savepoint, so that one file that cannot be stored fails alone.
     """
 
-    def __init__(self, connection: apsw.Connection) -> None:
+    def __init__(self, connection: apsw.Connection, lock: threading.RLock) -> None:
         self._connection = connection
+        self._lock = lock
 
     def stored_files(self, keys: Collection[str] | None = None) -> dict[str, StoredFile]:
         query = "SELECT file_path, file_hash, error_hash, error FROM workflow_files"
+        with self._lock:
+            return self._stored_files(query, keys)
+
+    def _stored_files(self, query: str, keys: Collection[str] | None) -> dict[str, StoredFile]:
         if keys is None:
             rows = self._connection.execute(query).fetchall()
         else:
@@ -70,11 +76,12 @@ class SQLiteStore:
     def apply(self, changes: Sequence[Change]) -> dict[str, str]:
         if not changes:
             return {}
-        try:
-            with transaction(self._connection):
-                self._write_batch(changes)
-        except apsw.Error:
-            return self._apply_one_by_one(changes)
+        with self._lock:
+            try:
+                with transaction(self._connection):
+                    self._write_batch(changes)
+            except apsw.Error:
+                return self._apply_one_by_one(changes)
         return {}
 
     def _apply_one_by_one(self, changes: Sequence[Change]) -> dict[str, str]:
