@@ -52,10 +52,8 @@ def test_readers_never_see_a_mix(kind: str, tmp_path: Path) -> None:
             if len(stamps) != 1 or len(children) != expected:
                 mixes.append(f"{len(children)} children stamped {sorted(stamps)}")
             reads[number] += 1
-            if reads[number] % 20 == 0:
-                time.sleep(
-                    0
-                )  # yield the GIL now and then, or pure-Python readers starve the writer
+            if reads[number] % 20 == 0:  # yield the GIL now and then, or readers starve the writer
+                time.sleep(0)
 
     readers = [threading.Thread(target=read, args=(n,)) for n in range(READERS)]
     for reader in readers:
