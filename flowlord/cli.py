@@ -8,12 +8,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from datetime import datetime
 
 from cache import RefreshError, SchemaError, SQLiteCache
+from cache.watcher import WatchSettings
 from flowlord import validate
 from flowlord.table import format_table
+from flowlord.watch import watch_until
 
 DEFAULT_DB = "flowlord.db"
 EXIT_USAGE = 2
@@ -58,6 +63,20 @@ def _parser() -> argparse.ArgumentParser:
     phases.add_argument("--status", help="only phases whose status contains this text")
     phases.add_argument("--json", action="store_true", help="machine-readable output")
     phases.set_defaults(command=_phases)
+
+    follow = commands.add_parser(
+        "watch",
+        help="print each change to the workflow files as it is applied",
+        description="Load the workflow folder, then print every change as files are saved: "
+        "phases added, removed and changed, their findings, and load errors. Ctrl-C stops.",
+    )
+    follow.add_argument("path", metavar="PATH", help="workflow folder or file")
+    follow.add_argument("--db", default=":memory:", metavar="FILE", help="cache database file")
+    follow.add_argument("--debounce-ms", type=int, default=50, help="group events this long")
+    follow.add_argument(
+        "--poll", action="store_true", help="poll instead of OS events (network filesystems)"
+    )
+    follow.set_defaults(command=_watch)
     return parser
 
 
@@ -65,6 +84,20 @@ def _validate(args: argparse.Namespace) -> int:
     reports = validate.validate_paths(args.paths)
     print(validate.render_json(reports) if args.json else validate.render_text(reports))
     return validate.exit_code(reports)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    settings = WatchSettings(debounce_ms=args.debounce_ms, force_polling=args.poll)
+    return watch_until(
+        args.path, args.db, stop=stop, out=sys.stdout, now=_local_now, settings=settings
+    )
+
+
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
 
 
 def _phases(args: argparse.Namespace) -> int:
