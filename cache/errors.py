@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+SHOWN = 20
+
 
 class RefreshError(Exception):
     """Some files failed to load in a refresh; the good ones were loaded all the same.
@@ -12,5 +14,7 @@ class RefreshError(Exception):
     def __init__(self, errors: dict[str, str], changed: list[str]) -> None:
         self.errors = errors
         self.changed = changed
-        lines = "\n".join(f"  {message}" for message in errors.values())
-        super().__init__(f"{len(errors)} workflow file(s) failed to load:\n{lines}")
+        shown = [f"  {message}" for message in list(errors.values())[:SHOWN]]
+        if len(errors) > SHOWN:
+            shown.append(f"  ... and {len(errors) - SHOWN} more")
+        super().__init__(f"{len(errors)} workflow file(s) failed to load:\n" + "\n".join(shown))
