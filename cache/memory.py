@@ -33,8 +33,9 @@ class MemoryCache(FileBackedCache):
         super().__init__(source, self._store, now=now)
 
     def search(self, task: str, job: str = "") -> tuple[str, Phase]:
-        for key in sorted(self._store.workflows):
-            for phase in self._store.workflows[key].phases:
+        workflows = dict(self._store.workflows)  # a snapshot: the watch thread may write
+        for key in sorted(workflows):
+            for phase in workflows[key].phases:
                 if phase.topic == task and (not job or phase.job == job):
                     return key, phase
         return "", Phase()

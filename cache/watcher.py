@@ -111,7 +111,7 @@ class Watcher:
             missing_reported = False
             try:
                 self._watch(identity)
-            except Exception as err:
+            except Exception as err:  # the watch must outlive any one failure
                 self._report(err)
                 self._stop.wait(self._settings.wake_ms / 1000)
 
@@ -171,7 +171,7 @@ class Watcher:
         if changed:
             try:
                 self._on_change(changed)
-            except Exception as err:
+            except Exception as err:  # a failing callback must not end the watch
                 self._report(err)
 
     def _report(self, err: Exception) -> None:
