@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import apsw
 import tomli
 
 from cache import MemoryCache, SQLiteCache
@@ -104,7 +105,12 @@ def lookups(files: int) -> list[tuple[str, float, float]]:
             for name, (method, inputs) in cases.items()
         ]
         sqlite.close()
-        return rows
+        raw = apsw.Connection(str(Path(tmp) / "cache.db"))
+        point = "SELECT * FROM workflow_phases WHERE file_path = ? AND task = ?"
+        keys = [(f"team{n % 10}/wf{n:05d}.toml", f"step5:job{n}") for n in numbers]
+        floor = per_call_us(lambda key: raw.execute(point, key).fetchall(), keys)
+        raw.close()
+        return [*rows, ("baseline: raw apsw point lookup", floor, 0.0)]
 
 
 def refreshes(files: int, repeat: int = 5) -> list[tuple[str, float, float]]:
@@ -166,6 +172,9 @@ def main() -> None:
     )
     for size in (int(s) for s in args.sizes.split(",")):
         for name, sqlite_us, memory_us in lookups(size // PHASES_PER_FILE):
+            if not memory_us:
+                print(f"{size:>7}  {name:<32}{sqlite_us:>6.1f}")
+                continue
             ratio = memory_us / sqlite_us
             print(f"{size:>7}  {name:<26}{sqlite_us:>12.1f}{memory_us:>13.1f}{ratio:>14.1f}x")
     print()
