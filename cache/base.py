@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 
 from cache.loader import FileStore, Loader, RefreshOutcome, RefreshStats
 from cache.source import WorkflowSource
@@ -42,6 +43,11 @@ class FileBackedCache:
     def is_dir(self) -> bool:
         """True when the workflow path is a folder (loaded recursively)."""
         return self._source.is_dir
+
+    @property
+    def workflow_folder(self) -> Path:
+        """The folder keys are relative to (the file's folder in single-file mode)."""
+        return self._source.path if self._source.is_dir else self._source.path.parent
 
     def watch(
         self,

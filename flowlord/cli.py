@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
+import os
 import signal
 import sys
 import threading
@@ -16,7 +18,8 @@ from datetime import datetime
 
 from cache import RefreshError, SchemaError, SQLiteCache
 from cache.watcher import WatchSettings
-from flowlord import validate
+from flowlord import service, validate
+from flowlord.config import ConfigError, resolve_config
 from flowlord.table import format_table
 from flowlord.watch import watch_until
 
@@ -29,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
-    except (FileNotFoundError, IsADirectoryError, SchemaError) as err:
+    except (FileNotFoundError, IsADirectoryError, SchemaError, ConfigError) as err:
         print(f"flowlord: {err}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -77,6 +80,35 @@ def _parser() -> argparse.ArgumentParser:
         "--poll", action="store_true", help="poll instead of OS events (network filesystems)"
     )
     follow.set_defaults(command=_watch)
+
+    run = commands.add_parser(
+        "run",
+        help="run the taskmaster: cache, watcher, cron scheduler and resolver",
+        description="Settings come from flags, then FLOWLORD_* environment variables (e.g. "
+        "FLOWLORD_TIMEZONE), then flowlord.toml, then defaults. SIGINT/SIGTERM stop it cleanly.",
+    )
+    run.add_argument("--workflows", metavar="DIR", help="workflow folder or file")
+    run.add_argument("--db", metavar="FILE", help="cache database (default flowlord.db)")
+    run.add_argument("--bus", choices=("file", "memory"), help="bus adapter (default file)")
+    run.add_argument(
+        "--bus-dir", dest="bus_dir", metavar="DIR", help="file bus folder (default bus)"
+    )
+    run.add_argument("--timezone", metavar="ZONE", help="time zone of cron rules (default UTC)")
+    run.add_argument("--config", metavar="FILE", help="settings file (default ./flowlord.toml)")
+    run.set_defaults(command=_run)
+
+    worker = commands.add_parser(
+        "worker", help="run a demo worker", description="nop: complete every task it reads."
+    )
+    worker.add_argument("kind", choices=("nop",))
+    worker.add_argument("--bus-dir", default="bus", metavar="DIR", help="file bus folder")
+    worker.add_argument("--topics", metavar="A,B", help="topics to read")
+    worker.add_argument("--workflows", metavar="DIR", help="read every topic of these workflows")
+    worker.add_argument(
+        "--fail-first", action="append", default=[], metavar="TOPIC=N",
+        help="fail the first N tasks of TOPIC (shows retries)",
+    )  # fmt: skip
+    worker.set_defaults(command=_worker)
     return parser
 
 
@@ -86,10 +118,47 @@ def _validate(args: argparse.Namespace) -> int:
     return validate.exit_code(reports)
 
 
-def _watch(args: argparse.Namespace) -> int:
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _run(args: argparse.Namespace) -> int:
+    flags = {"workflows": args.workflows, "db": args.db, "bus": args.bus,
+             "bus_dir": args.bus_dir, "timezone": args.timezone}  # fmt: skip
+    config = resolve_config(flags, os.environ, args.config)
+    _log_to_stderr()
+    return service.run_taskmaster(config, _stop_on_signals())
+
+
+def _worker(args: argparse.Namespace) -> int:
+    topics = [t for t in (args.topics or "").split(",") if t]
+    if args.workflows:
+        cache = SQLiteCache(args.workflows)
+        with contextlib.suppress(RefreshError):
+            cache.refresh()
+        topics += sorted({p.topic for p in cache.phases()} - set(topics))
+        cache.close()
+    if not topics:
+        raise ConfigError("worker needs --topics or --workflows")
+    fail_first = {}
+    for item in args.fail_first:
+        topic, _, count = item.partition("=")
+        if not count.isdigit():
+            raise ConfigError(f"--fail-first {item!r}: expected TOPIC=N")
+        fail_first[topic] = int(count)
+    _log_to_stderr()
+    return service.run_nop_worker(args.bus_dir, topics, _stop_on_signals(), fail_first=fail_first)
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _watch(args: argparse.Namespace) -> int:
+    stop = _stop_on_signals()
     settings = WatchSettings(debounce_ms=args.debounce_ms, force_polling=args.poll)
     return watch_until(
         args.path, args.db, stop=stop, out=sys.stdout, now=_local_now, settings=settings

@@ -11,6 +11,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from types import MappingProxyType
 
 from croniter import CroniterBadDateError, CroniterError, croniter
@@ -102,6 +103,9 @@ class EverySchedule(Schedule):
         return (_EPOCH + steps * self.interval).astimezone(when.tzinfo)
 
 
+# Checking an expression costs ~0.7 ms in croniter and workflows repeat a few expressions;
+# schedules are immutable, so parsing is memoized.
+@lru_cache(maxsize=4096)
 def parse_cron(expr: str) -> Schedule:
     """Parse a rule's cron expression, rejecting any that can never fire (`0 0 31 2 *`).
 

@@ -1,0 +1,7 @@
+"""The message bus: producers append string messages to topics, consumer groups read them."""
+
+from flowlord.bus.base import Consumer, Message, Producer, check_topic
+from flowlord.bus.file import FileBus
+from flowlord.bus.memory import MemoryBus
+
+__all__ = ["Consumer", "FileBus", "MemoryBus", "Message", "Producer", "check_topic"]

@@ -1,0 +1,173 @@
+"""The resolver: what a done task leads to, decided purely from the phases and `now`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from workflow import PhaseRecord, Result, Task, parse_workflow
+from workflow.resolve import Run, resolve, satisfied, task_name
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+WORKFLOW = """
+[[Phase]]
+task = "extract"
+rule = "cron=0 2 * * *"
+retry = 2
+template = "?day={yyyy}-{mm}-{dd}"
+
+[[Phase]]
+task = "transform:orders"
+dependsOn = "extract"
+rule = "retry_delay=10m"
+retry = 1
+template = "?day={yyyy}-{mm}-{dd}&t=orders"
+
+[[Phase]]
+task = "transform:customers"
+dependsOn = "extract"
+rule = "no_alert=true"
+template = "?day={yyyy}-{mm}-{dd}&t=customers"
+
+[[Phase]]
+task = "load"
+dependsOn = "transform:orders"
+rule = "require=transform:customers"
+template = "?day={yyyy}-{mm}-{dd}&w={meta:workflow}"
+
+[[Phase]]
+task = "backfill"
+dependsOn = "load"
+rule = "for=-48h&by=day&meta=region:us,eu"
+template = "?day={yyyy}-{mm}-{dd}&region={meta:region}"
+"""
+PHASES = {p.task: p for p in parse_workflow(WORKFLOW.encode(), "etl.toml").phases}
+
+
+def done(task: str, result: Result, *, retry: int = 0, info: str = "?day=2026-11-20") -> Task:
+    topic, _, job = task.partition(":")
+    meta = "workflow=etl.toml&cron=2026-11-21T02:00:00Z" + (f"&job={job}" if job else "")
+    meta += f"&retry={retry}" if retry else ""
+    return Task(type=topic, job=job, info=info, meta=meta, id="run-1", result=result, msg="boom")
+
+
+def run_of(task: str, completed: tuple[str, ...] = ()) -> Run:
+    children = [p for p in PHASES.values() if p.depends_on in (task, task.partition(":")[0])]
+    return Run(
+        phase=PHASES[task], children=children, file_phases=list(PHASES.values()),
+        completed=completed,
+    )  # fmt: skip
+
+
+def sent(decision) -> list[tuple[str, str, str]]:
+    return [(topic, task.job, task.info) for topic, task in decision.send]
+
+
+def test_complete_starts_children_with_parent_id_and_meta() -> None:
+    decision = resolve(done("extract", Result.COMPLETE), run_of("extract"), now=NOW, jitter=0)
+    assert sent(decision) == [
+        ("transform", "orders", "?day=2026-11-20&t=orders"),
+        ("transform", "customers", "?day=2026-11-20&t=customers"),
+    ]
+    child = decision.send[0][1]
+    assert child.id == "run-1"
+    assert child.meta_values() == {
+        "workflow": "etl.toml", "job": "orders", "cron": "2026-11-21T02:00:00Z",
+    }  # fmt: skip
+    assert child.created == "2026-11-21T12:00:00Z"
+    assert decision.errors == ()
+
+
+def test_require_holds_a_child_until_the_required_task_completed() -> None:
+    first = resolve(
+        done("transform:orders", Result.COMPLETE), run_of("transform:orders", ("extract",)),
+        now=NOW, jitter=0,
+    )  # fmt: skip
+    assert first.send == ()
+    assert first.notes == ("load waits for require=transform:customers",)
+    second = resolve(
+        done("transform:customers", Result.COMPLETE),
+        run_of("transform:customers", ("extract", "transform:orders")), now=NOW, jitter=0,
+    )  # fmt: skip
+    assert sent(second) == [("load", "", "?day=2026-11-20&w=etl.toml")]
+
+
+def test_require_already_met_starts_the_child_at_once() -> None:
+    decision = resolve(
+        done("transform:orders", Result.COMPLETE),
+        run_of("transform:orders", ("extract", "transform:customers")), now=NOW, jitter=0,
+    )  # fmt: skip
+    assert [topic for topic, _ in decision.send] == ["load"]
+
+
+def test_batch_rules_expand_a_child() -> None:
+    decision = resolve(done("load", Result.COMPLETE), run_of("load"), now=NOW, jitter=0)
+    assert [task.info for _, task in decision.send] == [
+        "?day=2026-11-18&region=us", "?day=2026-11-18&region=eu",
+        "?day=2026-11-19&region=us", "?day=2026-11-19&region=eu",
+        "?day=2026-11-20&region=us", "?day=2026-11-20&region=eu",
+    ]  # fmt: skip
+    assert {task.meta_value("region") for _, task in decision.send} == {"us", "eu"}
+
+
+def test_a_bad_child_fails_alone() -> None:
+    broken = PhaseRecord(
+        task="broken", depends_on="extract", template="{nope}", file_path="etl.toml"
+    )
+    run = Run(phase=PHASES["extract"], children=[broken, PHASES["transform:orders"]])
+    decision = resolve(done("extract", Result.COMPLETE), run, now=NOW, jitter=0)
+    assert [topic for topic, _ in decision.send] == ["transform"]
+    assert len(decision.errors) == 1
+    assert decision.errors[0].startswith("etl.toml: broken: ")
+    assert "nope" in decision.errors[0]
+
+
+@pytest.mark.parametrize(("jitter", "wait"), [(0.0, 10), (0.5, 12), (1.0, 14)])
+def test_error_retries_after_delay_plus_jitter(jitter: float, wait: int) -> None:
+    decision = resolve(
+        done("transform:orders", Result.ERROR), run_of("transform:orders"), now=NOW, jitter=jitter
+    )
+    assert decision.retry is not None
+    when, task = decision.retry
+    assert when == NOW + timedelta(minutes=wait)
+    assert task.meta_value("retry") == "1"
+    assert (task.result, task.msg, task.id) == (Result.NONE, "", "run-1")
+    assert decision.send == () and decision.alerts == ()
+
+
+def test_exhausted_retries_fail_and_alert() -> None:
+    decision = resolve(done("extract", Result.ERROR, retry=2), run_of("extract"), now=NOW, jitter=0)
+    assert decision.retry is None
+    assert [topic for topic, _ in decision.send] == ["retry-failed"]
+    assert decision.alerts == ("extract run-1 failed after 2 retries: boom",)
+
+
+def test_no_alert_and_disabled_failed_topic() -> None:
+    run = Run(phase=PHASES["transform:customers"], children=[], failed_topic="-")
+    decision = resolve(done("transform:customers", Result.ERROR), run, now=NOW, jitter=0)
+    assert (decision.send, decision.alerts) == ((), ())
+    assert decision.notes == ("transform:customers run-1 failed after 0 retries: boom",)
+
+
+def test_alert_warn_and_no_result() -> None:
+    run = run_of("extract")
+    assert resolve(done("extract", Result.ALERT), run, now=NOW, jitter=0).alerts == (
+        "extract run-1: boom",
+    )
+    warned = resolve(done("extract", Result.WARN), run, now=NOW, jitter=0)
+    assert (warned.alerts, warned.send, warned.notes) == (
+        (),
+        (),
+        ("warning from extract run-1: boom",),
+    )
+    assert resolve(done("extract", Result.NONE), run, now=NOW, jitter=0).errors == (
+        "extract run-1: done with no result",
+    )
+
+
+def test_names_and_satisfaction() -> None:
+    assert task_name(Task(type="a", job="j")) == "a:j"
+    assert task_name(Task(type="a", meta="job=k")) == "a:k"
+    assert satisfied("a", {"a:j"}) and satisfied("a:j", {"a:j"})
+    assert not satisfied("a:k", {"a:j"}) and not satisfied("b", {"a:j"})

@@ -1,0 +1,190 @@
+"""What to do with a done task: the children to start, a retry, a failure, an alert.
+
+Pure: the taskmaster looks up the phases and what completed in this run, passes them in with
+`now` and a jitter fraction, and performs the returned `Decision`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from workflow.batch import DEFAULT_MAX_TASKS, BatchError, expand
+from workflow.duration import DurationError, parse_duration
+from workflow.phase import PhaseRecord
+from workflow.query import encode_query, parse_query
+from workflow.task import Result, Task, rfc3339
+from workflow.template import TemplateError, info_time, render
+
+MAX_JITTER = 0.4
+MetaRows = Callable[[str, str], list[dict[str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Tasks to send now (topic, task), a retry to send later, alerts, and what to log."""
+
+    send: tuple[tuple[str, Task], ...] = ()
+    retry: tuple[datetime, Task] | None = None
+    alerts: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Run:
+    """What the resolver needs to know of the done task's workflow run."""
+
+    phase: PhaseRecord
+    children: Sequence[PhaseRecord]
+    file_phases: Sequence[PhaseRecord] = ()  # at least those of the file with a `require` rule
+    completed: Collection[str] = ()
+    failed_topic: str = "retry-failed"
+    max_tasks: int = DEFAULT_MAX_TASKS
+    meta_rows: MetaRows | None = None
+
+
+def task_name(task: Task) -> str:
+    """`type:job`, or `type` when the task has no job: how phases name their parents."""
+    job = task.job or task.meta_value("job")
+    return f"{task.type}:{job}" if job else task.type
+
+
+def satisfied(name: str, completed: Collection[str]) -> bool:
+    """`topic` is met by any completed task of that topic; `topic:job` only by that task."""
+    if ":" in name:
+        return name in completed
+    return any(done.partition(":")[0] == name for done in completed)
+
+
+def resolve(done: Task, run: Run, *, now: datetime, jitter: float) -> Decision:
+    """Decide what `done` leads to; `jitter` in [0, 1) scales the up-to-40 % retry jitter.
+
+    Raises ValueError when the done task itself is unusable (a bad time in its info).
+    """
+    if done.result == Result.COMPLETE:
+        return _complete(done, run, now)
+    if done.result == Result.ERROR:
+        return _error(done, run, now, jitter)
+    if done.result == Result.ALERT:
+        return Decision(alerts=(f"{task_name(done)} {done.id}: {done.msg}",))
+    if done.result == Result.WARN:
+        return Decision(notes=(f"warning from {task_name(done)} {done.id}: {done.msg}",))
+    return Decision(errors=(f"{task_name(done)} {done.id}: done with no result",))
+
+
+def _complete(done: Task, run: Run, now: datetime) -> Decision:
+    name = task_name(done)
+    completed = {*run.completed, name}
+    ready = [child for child in run.children if _require_met(child, completed)]
+    # A phase that requires this task may now be ready if its parent completed earlier.
+    ready += [
+        phase
+        for phase in run.file_phases
+        if phase not in run.children and _requires(phase, name)
+        and phase.depends_on and satisfied(phase.depends_on, completed)
+        and _require_met(phase, completed)
+    ]  # fmt: skip
+    notes = tuple(
+        f"{child.task} waits for require={parse_query(child.rule)['require']}"
+        for child in run.children
+        if child not in ready
+    )
+    when = task_time(done, now)  # a bad time is the message's fault: raised, not per phase
+    sends, errors = [], []
+    for phase in ready:
+        try:
+            sends += [(phase.topic, t) for t in child_tasks(done, phase, run, when, now)]
+        except (BatchError, TemplateError, DurationError) as err:
+            errors.append(f"{phase.file_path}: {phase.task}: {err}")
+    return Decision(send=tuple(sends), notes=notes, errors=tuple(errors))
+
+
+def child_tasks(
+    done: Task, phase: PhaseRecord, run: Run, when: datetime, now: datetime
+) -> list[Task]:
+    """The tasks one child phase starts at task time `when`: one per batch item, parent's id."""
+    rule = parse_query(phase.rule)
+    parent_meta = done.meta_values()
+    rows = None
+    if "meta-file" in rule:
+        if run.meta_rows is None:
+            raise BatchError("meta-file: no folder to read it from")
+        rows = run.meta_rows(phase.file_path, rule["meta-file"])
+    tasks = []
+    for item in expand(rule, when, meta_rows=rows, max_tasks=run.max_tasks):
+        meta = {"workflow": parent_meta.get("workflow", phase.file_path)}
+        if phase.job:
+            meta["job"] = phase.job
+        if "cron" in parent_meta:
+            meta["cron"] = parent_meta["cron"]
+        meta.update(item.meta)
+        tasks.append(
+            Task(
+                type=phase.topic,
+                job=phase.job,
+                info=render(phase.template, item.when, {**parent_meta, **meta}),
+                meta=encode_query(meta),
+                id=done.id,
+                created=rfc3339(now),
+            )
+        )
+    return tasks
+
+
+def task_time(done: Task, now: datetime) -> datetime:
+    """A done task's time: from its info (`day`, `hour`... or a dated path), else its cron meta."""
+    when = info_time(done.info)
+    if when is not None:
+        return when
+    cron = done.meta_value("cron")
+    return datetime.fromisoformat(cron) if cron else now
+
+
+def _error(done: Task, run: Run, now: datetime, jitter: float) -> Decision:
+    attempt = _retry_count(done)
+    rule = parse_query(run.phase.rule)
+    if attempt < run.phase.retry:
+        delay, errors = _retry_delay(run.phase, rule)
+        wait = delay * (1 + MAX_JITTER * min(max(jitter, 0.0), 1.0))
+        retry = replace(
+            done.with_meta(retry=str(attempt + 1)),
+            result=Result.NONE, started="", ended="", msg="", created=rfc3339(now),
+        )  # fmt: skip
+        note = f"retry {attempt + 1}/{run.phase.retry} of {task_name(done)} {done.id} in {wait}"
+        return Decision(retry=(now + wait, retry), notes=(note,), errors=errors)
+    failed = f"{task_name(done)} {done.id} failed after {attempt} retries: {done.msg}"
+    send = ((run.failed_topic, done),) if run.failed_topic != "-" else ()
+    alerts = () if _no_alert(rule) else (failed,)
+    return Decision(send=send, alerts=alerts, notes=(failed,))
+
+
+def _retry_delay(phase: PhaseRecord, rule: dict[str, str]) -> tuple[timedelta, tuple[str, ...]]:
+    """The phase's `retry_delay`; a bad one retries at once and says why."""
+    try:
+        return parse_duration(rule.get("retry_delay", "0s")), ()
+    except DurationError as err:
+        return timedelta(0), (f"{phase.file_path}: {phase.task}: retry_delay: {err}",)
+
+
+def _retry_count(done: Task) -> int:
+    try:
+        return max(int(done.meta_value("retry") or 0), 0)
+    except ValueError:
+        return 0
+
+
+def _require_met(phase: PhaseRecord, completed: Collection[str]) -> bool:
+    required = parse_query(phase.rule).get("require", "")
+    return not required or all(satisfied(r, completed) for r in required.split(","))
+
+
+def _requires(phase: PhaseRecord, name: str) -> bool:
+    required = parse_query(phase.rule).get("require", "")
+    return any(satisfied(r, {name}) for r in required.split(",") if r)
+
+
+def _no_alert(rule: dict[str, str]) -> bool:
+    """`no_alert` alone or with a true value turns the alert off."""
+    return "no_alert" in rule and rule["no_alert"].lower() not in {"false", "0", "no", "off"}
