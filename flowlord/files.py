@@ -94,11 +94,13 @@ class MetaFiles:
         """The rows of a meta file; BatchError when it is outside the folder or unreadable."""
         path = (self._folder / PurePosixPath(workflow_key).parent / name).resolve()
         if not path.is_relative_to(self._folder):
-            raise BatchError(f"meta-file={name}: outside the workflow folder")
+            raise BatchError("meta-file", f"meta-file={name}: outside the workflow folder")
         try:
             if path.stat().st_size > MAX_META_FILE_BYTES:
-                raise BatchError(f"meta-file={name}: over {MAX_META_FILE_BYTES} bytes")
+                raise BatchError("meta-file", f"meta-file={name}: over {MAX_META_FILE_BYTES} bytes")
             data = path.read_bytes()
         except OSError as err:
-            raise BatchError(f"meta-file={name}: cannot read: {err.strerror}") from None
+            raise BatchError(
+                "meta-file", f"meta-file={name}: cannot read: {err.strerror}"
+            ) from None
         return parse_meta_file(data, name)

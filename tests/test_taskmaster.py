@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cache import SQLiteCache
+from cache import RefreshError, SQLiteCache
 from flowlord.bus import FileBus
 from flowlord.taskmaster import Taskmaster
 from flowlord.worker import NopWorker
@@ -157,6 +157,37 @@ def test_a_changed_file_is_rescheduled(system: System) -> None:
     system.taskmaster.on_change(system.cache.refresh())
     system.settle(datetime(2026, 11, 23, 1, 30, tzinfo=UTC))
     assert len(system.topic("extract")) == 1
+
+
+def test_a_broken_save_keeps_the_old_schedule(system: System) -> None:
+    write(system.folder, "etl.toml", "[[Phase]\ntask = ")
+    with pytest.raises(RefreshError) as raised:
+        system.cache.refresh()
+    system.taskmaster.on_change(raised.value.changed)
+    system.settle(at(2, 0))
+    assert len(system.topic("extract")) == 1
+
+
+def test_meta_file_expands_a_child(tmp_path: Path) -> None:
+    workflow = ETL.replace(
+        'rule = "require=transform:customers"\ntemplate = "?day={yyyy}-{mm}-{dd}"',
+        'rule = "meta-file=regions.csv"\ntemplate = "?day={yyyy}-{mm}-{dd}&r={meta:region}"',
+    )
+    made = System(tmp_path, workflow, fail_first={})
+    write(made.folder, "regions.csv", "region\nus\neu\n")
+    made.settle(at(2, 0))
+    assert [t.info for t in made.topic("load")] == ["?day=2026-11-21&r=us", "?day=2026-11-21&r=eu"]
+    made.cache.close()
+
+
+def test_a_bad_meta_file_fails_that_phase_only(tmp_path: Path) -> None:
+    workflow = ETL.replace('rule = "require=transform:customers"', 'rule = "meta-file=../x.csv"')
+    made = System(tmp_path, workflow, fail_first={})
+    made.settle(at(2, 0))
+    assert made.topic("load") == []
+    assert len(made.topic("transform")) == 2
+    assert made.taskmaster.counters.phase_errors == 1
+    made.cache.close()
 
 
 def test_a_done_message_delivered_twice_dispatches_children_once(system: System) -> None:

@@ -110,7 +110,7 @@ def child_tasks(
     rows = None
     if "meta-file" in rule:
         if run.meta_rows is None:
-            raise BatchError("meta-file: no folder to read it from")
+            raise BatchError("meta-file", "meta-file: no folder to read it from")
         rows = run.meta_rows(phase.file_path, rule["meta-file"])
     tasks = []
     for item in expand(rule, when, meta_rows=rows, max_tasks=run.max_tasks):
