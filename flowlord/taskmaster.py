@@ -140,6 +140,10 @@ class Taskmaster:
         return True
 
     # cron and retries
+    def fire_times(self, file_path: str, task: str) -> tuple[datetime, datetime] | None:
+        """The previous and next fire of a cron phase (None for a phase not on a clock)."""
+        return self._table.times(file_path, task, self._now())
+
     def fire_due(self) -> None:
         now = self._now()
         for firing in self._table.due(now):

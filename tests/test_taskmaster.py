@@ -139,6 +139,13 @@ def test_three_levels_with_a_retry_and_a_failure(system: System) -> None:
     assert (counters.bad_messages, counters.phase_errors) == (0, 0)
 
 
+def test_fire_times_of_a_phase(system: System) -> None:
+    assert system.taskmaster.fire_times("etl.toml", "extract") == (
+        datetime(2026, 11, 20, 2, 0, tzinfo=UTC), at(2, 0),
+    )  # fmt: skip
+    assert system.taskmaster.fire_times("etl.toml", "load") is None
+
+
 def test_the_next_day_fires_again(system: System) -> None:
     system.settle(at(2, 0))
     system.settle(at(2, 5))
