@@ -78,10 +78,8 @@ def _parent_exists(depends_on: str, *, tasks: set[str], topics: set[str]) -> boo
     return depends_on in tasks if ":" in depends_on else depends_on in topics
 
 
-# Checking a cron costs ~50 µs in croniter, and workflows repeat the same few expressions:
-# these pure checks are memoized so a cold load of 1000 files stays parse-bound.
-@lru_cache(maxsize=4096)
 def _cron_findings(expr: str) -> tuple[str, ...]:
+    """`parse_cron` is memoized itself; only a bad expression is parsed again."""
     try:
         parse_cron(expr)
     except CronError as err:
@@ -89,6 +87,7 @@ def _cron_findings(expr: str) -> tuple[str, ...]:
     return ()
 
 
+# Workflows repeat a few durations (`5m`, `-1h`): the check is memoized, as parse_cron is.
 @lru_cache(maxsize=4096)
 def _is_duration(text: str) -> bool:
     try:
