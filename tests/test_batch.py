@@ -204,7 +204,7 @@ def test_cross_product_is_ordered_by_time_then_meta(
 @pytest.mark.parametrize(
     ("rule", "rows", "key", "match"),
     [
-        ({"by": "day"}, None, "by", "by=day needs a range"),
+        ({"by": "day"}, None, "by", "by=day: needs a range"),
         ({"for": "-72h", "by": "week"}, None, "by", "by=week: must be one of day, hour, month"),
         ({"for": "-72h", "by": ""}, None, "by", "by=: must be one of"),
         ({"for": "-72h", "by": "Day"}, None, "by", "by=Day"),

@@ -171,3 +171,76 @@ def test_names_and_satisfaction() -> None:
     assert task_name(Task(type="a", meta="job=k")) == "a:k"
     assert satisfied("a", {"a:j"}) and satisfied("a:j", {"a:j"})
     assert not satisfied("a:k", {"a:j"}) and not satisfied("b", {"a:j"})
+
+
+GO_REQUIRE = """
+[[Phase]]
+task = "ingest"
+rule = "files=/in/*.csv"
+
+[[Phase]]
+task = "report"
+dependsOn = "ingest"
+rule = "require={meta:file}"
+template = "{meta:file}"
+
+[[Phase]]
+task = "audit"
+dependsOn = "ingest"
+rule = "require={meta:file},ingest"
+template = "?f={meta:filename}"
+"""
+GO_PHASES = {p.task: p for p in parse_workflow(GO_REQUIRE.encode(), "go.toml").phases}
+
+
+@pytest.mark.parametrize(
+    ("meta", "started"),
+    [
+        ("workflow=go.toml&file=/in/a.csv&filename=a.csv", ["report", "audit"]),
+        ("workflow=go.toml&file=&filename=a.csv", []),
+        ("workflow=go.toml", []),
+    ],
+)
+def test_require_meta_form_of_the_go_flowlord(meta: str, started: list[str]) -> None:
+    """`require={meta:KEY}` starts the child only when the parent's meta has a non-empty KEY;
+    mixed with a task name, both must hold (the parent itself completes here)."""
+    parent = Task(type="ingest", meta=meta, id="r", result=Result.COMPLETE)
+    run = Run(
+        phase=GO_PHASES["ingest"], children=[GO_PHASES["report"], GO_PHASES["audit"]],
+        file_phases=list(GO_PHASES.values()),
+    )  # fmt: skip
+    decision = resolve(parent, run, now=NOW, jitter=0)
+    assert [topic for topic, _ in decision.send] == started
+    assert decision.errors == ()
+
+
+def test_a_child_with_an_error_status_is_not_started_and_says_why() -> None:
+    bad = PhaseRecord(
+        task="bad topic",
+        depends_on="extract",
+        file_path="etl.toml",
+        status="invalid topic: bad topic",
+    )
+    run = Run(phase=PHASES["extract"], children=[bad, PHASES["transform:orders"]])
+    decision = resolve(done("extract", Result.COMPLETE), run, now=NOW, jitter=0)
+    assert [topic for topic, _ in decision.send] == ["transform"]
+    assert decision.errors == ("etl.toml: bad topic: not started: invalid topic: bad topic",)
+
+
+def test_an_error_of_a_phase_with_an_error_status_fails_without_a_retry() -> None:
+    """A retry_delay past the calendar is a status error: no retry time is ever computed."""
+    [phase] = parse_workflow(
+        b'[[Phase]]\ntask = "x"\nrule = "cron=@daily&retry_delay=99999999h"\nretry = 3\n', "x.toml"
+    ).phases
+    assert phase.status == "invalid duration: retry_delay=99999999h (out of range)"
+    failed = Task(type="x", meta="workflow=x.toml", id="r", result=Result.ERROR, msg="boom")
+    decision = resolve(failed, Run(phase=phase, children=[]), now=NOW, jitter=1.0)
+    assert decision.retry is None
+    assert [topic for topic, _ in decision.send] == ["retry-failed"]
+    assert "no retry, its phase has errors" in decision.alerts[0]
+
+
+def test_a_done_time_at_the_edge_of_the_calendar_is_the_message_fault() -> None:
+    edge = done("extract", Result.COMPLETE, info="?time=9999-12-31T23:59:59-01:00")
+    with pytest.raises(ValueError, match="invalid time"):
+        resolve(edge, run_of("extract"), now=NOW, jitter=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,7 +10,7 @@ import pytest
 
 from workflow import PhaseRecord, parse_workflow
 from workflow.cron import parse_cron
-from workflow.schedule import CronTable, Firing, cron_jobs, cron_task, next_fire, previous_fire
+from workflow.schedule import CronTable, Firing, cron_jobs, cron_tasks, next_fire, previous_fire
 
 NY = ZoneInfo("America/New_York")
 
@@ -93,18 +94,26 @@ rule = "cron=@hourly&offset=soon"
 """
 
 
-def test_cron_jobs_skip_children_and_report_bad_offsets() -> None:
+def test_cron_jobs_skip_children_and_phases_with_error_statuses() -> None:
     jobs, problems = cron_jobs(phases(WORKFLOW))
     assert [job.phase.task for job in jobs] == ["extract:daily", "tick"]
     assert jobs[0].offset == timedelta(hours=-24)
-    assert list(problems) == ["late"]
-    assert problems["late"] == 'w.toml: late: invalid duration "soon"'
+    assert phases(WORKFLOW)[3].status == "invalid duration: offset=soon"
+    assert problems == {}
+
+
+def test_cron_jobs_report_a_bad_offset_behind_a_stale_status() -> None:
+    """A status stored by an older validator may say nothing: the rule is still checked."""
+    late = replace(phases(WORKFLOW)[3], status="")
+    jobs, problems = cron_jobs([late])
+    assert jobs == []
+    assert problems == {"late": 'w.toml: late: invalid duration "soon"'}
 
 
 def test_cron_task_renders_at_fire_time_plus_offset() -> None:
     jobs, _ = cron_jobs(phases(WORKFLOW))
     firing = Firing(job=jobs[0], at=at("2026-11-21T02:00:00+00:00"))
-    task = cron_task(firing, task_id="id-1", created=at("2026-11-21T02:00:01+00:00"))
+    [task] = cron_tasks(firing, new_id=lambda: "id-1", created=at("2026-11-21T02:00:01+00:00"))
     assert (task.type, task.job, task.id) == ("extract", "daily", "id-1")
     assert task.info == "s3://raw/2026/11/20/?ts=20261120T020000&w=w.toml"
     assert task.meta_values() == {

@@ -118,7 +118,7 @@ def _span(rule: Mapping[str, str], when: datetime) -> _Span | None:
     """The step range of `for`/`by`, counted without building it; None without `for`."""
     if "for" not in rule:
         if "by" in rule:
-            raise BatchError("by", f"by={rule['by']} needs a range: add for=<duration>")
+            raise BatchError("by", f"by={rule['by']}: needs a range: add for=<duration>")
         return None
     by = rule.get("by", "day")
     if by not in STEPS:

@@ -20,6 +20,7 @@ _TERM = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
 _DURATION_RE = re.compile(rf"[+-]?(?:{_TERM})+")
 _TERM_RE = re.compile(r"([0-9.]+)([^0-9.]+)")
 
+MAX_DURATION = timedelta(microseconds=(2**63 - 1) // 1_000)
 _US_PER_MS = 1_000
 _US_PER_S = 1_000_000
 _US_PER_M = 60 * _US_PER_S
@@ -47,15 +48,24 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(0)
     if not _DURATION_RE.fullmatch(text):
         raise DurationError(text)
-    nanoseconds = sum(
-        Fraction(number) * _NS_PER_UNIT[unit] for number, unit in _TERM_RE.findall(unsigned)
-    )
-    if text.startswith("-"):
-        nanoseconds = -nanoseconds
     try:
+        nanoseconds = sum(
+            Fraction(number) * _NS_PER_UNIT[unit] for number, unit in _TERM_RE.findall(unsigned)
+        )
+        if text.startswith("-"):
+            nanoseconds = -nanoseconds
         return timedelta(microseconds=round(nanoseconds / 1_000))
-    except OverflowError:
+    except (OverflowError, ValueError):  # past timedelta, or more digits than int() takes
         raise DurationError(text) from None
+
+
+def in_go_range(delta: timedelta) -> bool:
+    """Whether `delta` fits Go's `time.Duration` (±2**63-1 ns, about 292 years).
+
+    Longer durations are refused by Go's `ParseDuration`, and within this range a fire time
+    of any year from 1709 to 9707 plus the duration stays inside the calendar (years 1-9999).
+    """
+    return -MAX_DURATION <= delta <= MAX_DURATION
 
 
 def format_duration(delta: timedelta) -> str:

@@ -22,6 +22,7 @@ PHASE_FIELDS = {
     "template": "template",
     "dependsOn": "depends_on",  # the usual spelling, found without normalizing
 }
+MAX_RETRY = 2**63 - 1
 _HEADER = re.compile(r"^[ \t]*\[\[[ \t]*[\"']?phase[\"']?\s*\]\]", re.IGNORECASE | re.MULTILINE)
 
 
@@ -46,6 +47,8 @@ def parse_workflow(data: bytes, path: str) -> Workflow:
         raise WorkflowError(
             path, f"TOML syntax: {err.msg} (column {err.colno})", line=err.lineno
         ) from None
+    except RecursionError:
+        raise WorkflowError(path, "TOML nested too deeply") from None
     tables, warnings = _phase_tables(document, path)
     locate = _Locator(text, len(tables))
     drafts = [_read_phase(table, n, path, locate) for n, table in enumerate(tables, 1)]
@@ -133,6 +136,9 @@ def _check_type(field: str, key: str, value: Any, path: str, number: int, locate
             raise _field_error(path, number, key, problem, locate)
         if value < 0:
             raise _field_error(path, number, key, f"{key} must not be negative", locate)
+        if value > MAX_RETRY:
+            problem = f"{key} must be at most {MAX_RETRY} (a 64-bit integer), got {value}"
+            raise _field_error(path, number, key, problem, locate)
         return value
     if not isinstance(value, str):
         problem = f"{key} must be a string, got {_describe(value)}"

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from workflow.query import parse_query
+
+MAX_TOPIC_CHARS = 200
+_TOPIC = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9_.-]{{0,{MAX_TOPIC_CHARS - 1}}}")
+
+
+def is_valid_topic(topic: str) -> bool:
+    """A topic is a safe name for any bus (a file name, a stream key): `[A-Za-z0-9_.-]+`, not
+    starting with a dot, at most 200 characters (a file name holds 255 bytes)."""
+    return _TOPIC.fullmatch(topic) is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,19 +6,22 @@ Pure: the taskmaster looks up the phases and what completed in this run, passes 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from workflow.batch import DEFAULT_MAX_TASKS, BatchError, expand
+from workflow.batch import DEFAULT_MAX_TASKS, BatchError
+from workflow.build import MetaRows, phase_tasks
 from workflow.duration import DurationError, parse_duration
 from workflow.phase import PhaseRecord
-from workflow.query import encode_query, parse_query
+from workflow.query import parse_query
+from workflow.require import Requirement, parse_require, satisfied
 from workflow.task import Result, Task, rfc3339
-from workflow.template import TemplateError, info_time, render
+from workflow.template import TemplateError, info_time
+from workflow.validate import status_has_error
 
 MAX_JITTER = 0.4
-MetaRows = Callable[[str, str], list[dict[str, str]]]
+__all__ = ["Decision", "MetaRows", "Run", "child_tasks", "resolve", "satisfied", "task_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +54,6 @@ def task_name(task: Task) -> str:
     return f"{task.type}:{job}" if job else task.type
 
 
-def satisfied(name: str, completed: Collection[str]) -> bool:
-    """`topic` is met by any completed task of that topic; `topic:job` only by that task."""
-    if ":" in name:
-        return name in completed
-    return any(done.partition(":")[0] == name for done in completed)
-
-
 def resolve(done: Task, run: Run, *, now: datetime, jitter: float) -> Decision:
     """Decide what `done` leads to; `jitter` in [0, 1) scales the up-to-40 % retry jitter.
 
@@ -76,15 +72,17 @@ def resolve(done: Task, run: Run, *, now: datetime, jitter: float) -> Decision:
 
 def _complete(done: Task, run: Run, now: datetime) -> Decision:
     name = task_name(done)
+    parent_meta = done.meta_values()
     completed = {*run.completed, name}
-    ready = [child for child in run.children if _require_met(child, completed)]
-    # A phase that requires this task may now be ready if its parent completed earlier.
+    ready = [child for child in run.children if _requirement(child).met(parent_meta, completed)]
+    # A phase that requires this task may now be ready if its parent completed earlier; the
+    # task completing now stands in for that parent (its meta, its time).
     ready += [
         phase
         for phase in run.file_phases
-        if phase not in run.children and _requires(phase, name)
+        if phase not in run.children and _requirement(phase).names(name)
         and phase.depends_on and satisfied(phase.depends_on, completed)
-        and _require_met(phase, completed)
+        and _requirement(phase).met(parent_meta, completed)
     ]  # fmt: skip
     notes = tuple(
         f"{child.task} waits for require={parse_query(child.rule)['require']}"
@@ -94,9 +92,12 @@ def _complete(done: Task, run: Run, now: datetime) -> Decision:
     when = task_time(done, now)  # a bad time is the message's fault: raised, not per phase
     sends, errors = [], []
     for phase in ready:
+        if status_has_error(phase.status):
+            errors.append(f"{phase.file_path}: {phase.task}: not started: {phase.status}")
+            continue
         try:
             sends += [(phase.topic, t) for t in child_tasks(done, phase, run, when, now)]
-        except (BatchError, TemplateError, DurationError) as err:
+        except (BatchError, TemplateError) as err:
             errors.append(f"{phase.file_path}: {phase.task}: {err}")
     return Decision(send=tuple(sends), notes=notes, errors=tuple(errors))
 
@@ -104,33 +105,20 @@ def _complete(done: Task, run: Run, now: datetime) -> Decision:
 def child_tasks(
     done: Task, phase: PhaseRecord, run: Run, when: datetime, now: datetime
 ) -> list[Task]:
-    """The tasks one child phase starts at task time `when`: one per batch item, parent's id."""
-    rule = parse_query(phase.rule)
+    """The tasks one child phase starts at task time `when`: one per batch item, parent's id.
+
+    Its template may use the parent's meta as well as its own.
+    """
     parent_meta = done.meta_values()
-    rows = None
-    if "meta-file" in rule:
-        if run.meta_rows is None:
-            raise BatchError("meta-file", "meta-file: no folder to read it from")
-        rows = run.meta_rows(phase.file_path, rule["meta-file"])
-    tasks = []
-    for item in expand(rule, when, meta_rows=rows, max_tasks=run.max_tasks):
-        meta = {"workflow": parent_meta.get("workflow", phase.file_path)}
-        if phase.job:
-            meta["job"] = phase.job
-        if "cron" in parent_meta:
-            meta["cron"] = parent_meta["cron"]
-        meta.update(item.meta)
-        tasks.append(
-            Task(
-                type=phase.topic,
-                job=phase.job,
-                info=render(phase.template, item.when, {**parent_meta, **meta}),
-                meta=encode_query(meta),
-                id=done.id,
-                created=rfc3339(now),
-            )
-        )
-    return tasks
+    meta = {"workflow": parent_meta.get("workflow", phase.file_path)}
+    if phase.job:
+        meta["job"] = phase.job
+    if "cron" in parent_meta:
+        meta["cron"] = parent_meta["cron"]
+    return phase_tasks(
+        phase, when, meta=meta, new_id=lambda: done.id, created=now, meta_rows=run.meta_rows,
+        max_tasks=run.max_tasks, template_meta=parent_meta,
+    )  # fmt: skip
 
 
 def task_time(done: Task, now: datetime) -> datetime:
@@ -145,7 +133,10 @@ def task_time(done: Task, now: datetime) -> datetime:
 def _error(done: Task, run: Run, now: datetime, jitter: float) -> Decision:
     attempt = _retry_count(done)
     rule = parse_query(run.phase.rule)
-    if attempt < run.phase.retry:
+    if status_has_error(run.phase.status):  # run does not send what validation refuses
+        failed = f"{task_name(done)} {done.id} failed; no retry, its phase has errors: "
+        failed += f"{run.phase.status}: {done.msg}"
+    elif attempt < run.phase.retry:
         delay, errors = _retry_delay(run.phase, rule)
         wait = delay * (1 + MAX_JITTER * min(max(jitter, 0.0), 1.0))
         retry = replace(
@@ -154,7 +145,8 @@ def _error(done: Task, run: Run, now: datetime, jitter: float) -> Decision:
         )  # fmt: skip
         note = f"retry {attempt + 1}/{run.phase.retry} of {task_name(done)} {done.id} in {wait}"
         return Decision(retry=(now + wait, retry), notes=(note,), errors=errors)
-    failed = f"{task_name(done)} {done.id} failed after {attempt} retries: {done.msg}"
+    else:
+        failed = f"{task_name(done)} {done.id} failed after {attempt} retries: {done.msg}"
     send = ((run.failed_topic, done),) if run.failed_topic != "-" else ()
     alerts = () if _no_alert(rule) else (failed,)
     return Decision(send=send, alerts=alerts, notes=(failed,))
@@ -175,14 +167,13 @@ def _retry_count(done: Task) -> int:
         return 0
 
 
-def _require_met(phase: PhaseRecord, completed: Collection[str]) -> bool:
-    required = parse_query(phase.rule).get("require", "")
-    return not required or all(satisfied(r, completed) for r in required.split(","))
-
-
-def _requires(phase: PhaseRecord, name: str) -> bool:
-    required = parse_query(phase.rule).get("require", "")
-    return any(satisfied(r, {name}) for r in required.split(",") if r)
+def _requirement(phase: PhaseRecord) -> Requirement:
+    """The phase's `require=` (validation reports a malformed one; here it requires nothing
+    it cannot name)."""
+    try:
+        return parse_require(parse_query(phase.rule).get("require", ""))
+    except ValueError:
+        return Requirement()
 
 
 def _no_alert(rule: dict[str, str]) -> bool:

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from workflow.batch import DEFAULT_MAX_TASKS
+from workflow.build import MetaRows, phase_tasks
 from workflow.cron import CronError, Schedule, parse_cron
 from workflow.duration import DurationError, parse_duration
 from workflow.phase import PhaseRecord
-from workflow.query import encode_query, parse_query
+from workflow.query import parse_query
 from workflow.task import Task, rfc3339
-from workflow.template import render
+from workflow.validate import status_has_error
 
 _TICK = timedelta(microseconds=1)
 MEMO_SIZE = 100_000
+_COMPACT_FACTOR = 2
+_COMPACT_SLACK = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +53,16 @@ def cron_jobs(phases: Iterable[PhaseRecord]) -> tuple[list[CronJob], dict[str, s
     """The phases that fire on a clock, and those whose cron or offset cannot be used (why).
 
     A phase with `dependsOn` runs from its parent only: its cron is ignored (its status says so).
+    A phase whose status has an error is left out (run does only what validate accepts; the
+    caller reports those phases once for every kind of phase).
     """
     jobs: list[CronJob] = []
     problems: dict[str, str] = {}
     for phase in phases:
+        if "cron=" not in phase.rule or phase.depends_on or status_has_error(phase.status):
+            continue
         rule = parse_query(phase.rule)
-        if "cron" not in rule or phase.depends_on:
+        if "cron" not in rule:
             continue
         try:
             schedule = parse_cron(rule["cron"])
@@ -95,21 +103,27 @@ def _second_occurrence(when: datetime) -> bool:
     return first.utcoffset() != when.utcoffset()
 
 
-def cron_task(firing: Firing, *, task_id: str, created: datetime) -> Task:
-    """The task a fire sends: template rendered at fire time + offset (in the fire's zone)."""
+def cron_tasks(
+    firing: Firing,
+    *,
+    new_id: Callable[[], str],
+    created: datetime,
+    meta_rows: MetaRows | None = None,
+    max_tasks: int = DEFAULT_MAX_TASKS,
+) -> list[Task]:
+    """The tasks a fire sends: one per batch item, rendered at fire time + offset.
+
+    Each carries meta `workflow`, `cron` (the fire instant) and `job`, and its own run id.
+    Raises `BatchError` or `TemplateError` when the phase cannot make its tasks.
+    """
     phase = firing.job.phase
-    when = firing.at + firing.job.offset
     meta = {"workflow": phase.file_path, "cron": rfc3339(firing.at)}
     if phase.job:
         meta["job"] = phase.job
-    return Task(
-        type=phase.topic,
-        job=phase.job,
-        info=render(phase.template, when, meta),
-        meta=encode_query(meta),
-        id=task_id,
-        created=rfc3339(created),
-    )
+    return phase_tasks(
+        phase, firing.at + firing.job.offset, meta=meta, new_id=new_id, created=created,
+        meta_rows=meta_rows, max_tasks=max_tasks,
+    )  # fmt: skip
 
 
 class CronTable:
@@ -121,21 +135,36 @@ class CronTable:
     def __init__(self, zone: tzinfo = UTC) -> None:
         self.zone = zone
         self._next: dict[tuple[Schedule, datetime], datetime] = {}
-        self._jobs: dict[tuple[str, str], tuple[CronJob, int]] = {}
+        self._files: dict[str, dict[str, tuple[CronJob, int]]] = {}
+        self._count = 0
         self._heap: list[tuple[datetime, tuple[str, str], int]] = []
         self._generations = itertools.count()
 
-    def set_file(self, file_path: str, jobs: Iterable[CronJob], now: datetime) -> None:
-        """Replace the jobs of one file; a job removed stops, a new one starts after `now`."""
+    def set_file(self, file_path: str, jobs: Iterable[CronJob], now: datetime) -> list[Firing]:
+        """Replace the jobs of one file; a job removed stops, a new one starts after `now`.
+
+        Costs time in the file's jobs only. Returns each job's next fire, for the log.
+        """
         self.remove_file(file_path)
+        entries: dict[str, tuple[CronJob, int]] = {}
+        upcoming = []
         for job in jobs:
             generation = next(self._generations)
-            self._jobs[job.key] = (job, generation)
-            self._push(job.key, self._next_fire(job.schedule, now), generation)
+            entries[job.phase.task] = (job, generation)
+            at = self._next_fire(job.schedule, now)
+            self._push(job.key, at, generation)
+            upcoming.append(Firing(job=job, at=at.astimezone(self.zone)))
+        if entries:
+            self._files[file_path] = entries
+            self._count += len(entries)
+        return upcoming
 
     def remove_file(self, file_path: str) -> None:
-        for key in [key for key in self._jobs if key[0] == file_path]:
-            del self._jobs[key]  # its heap entries go stale and are dropped when popped
+        """Stop the jobs of one file; their heap entries go stale and are dropped later."""
+        self._count -= len(self._files.pop(file_path, {}))
+        if len(self._heap) > _COMPACT_FACTOR * self._count + _COMPACT_SLACK:
+            self._heap = [entry for entry in self._heap if self._live(entry) is not None]
+            heapq.heapify(self._heap)
 
     def due(self, now: datetime) -> list[Firing]:
         """Pop every fire at or before `now`, each rescheduled after its own fire time.
@@ -146,11 +175,11 @@ class CronTable:
         limit = now.astimezone(UTC)
         firings = []
         while self._heap and self._heap[0][0] <= limit:
-            at, key, generation = heapq.heappop(self._heap)
-            entry = self._jobs.get(key)
-            if entry is None or entry[1] != generation:
+            entry = heapq.heappop(self._heap)
+            job = self._live(entry)
+            if job is None:
                 continue
-            job = entry[0]
+            at, key, generation = entry
             following = self._next_fire(job.schedule, at)
             if following.astimezone(UTC) <= limit:
                 latest = previous_fire(job.schedule, limit + _TICK, self.zone)
@@ -163,23 +192,27 @@ class CronTable:
     def next_wakeup(self) -> datetime | None:
         """When the earliest live job fires (stale heap entries are dropped first)."""
         while self._heap:
-            _, key, generation = self._heap[0]
-            entry = self._jobs.get(key)
-            if entry is not None and entry[1] == generation:
+            if self._live(self._heap[0]) is not None:
                 return self._heap[0][0]
             heapq.heappop(self._heap)
         return None
 
     def times(self, file_path: str, task: str, now: datetime) -> tuple[datetime, datetime] | None:
         """The previous and next fire of one job around `now`, for display."""
-        entry = self._jobs.get((file_path, task))
+        entry = self._files.get(file_path, {}).get(task)
         if entry is None:
             return None
         schedule = entry[0].schedule
         return previous_fire(schedule, now, self.zone), next_fire(schedule, now, self.zone)
 
     def __len__(self) -> int:
-        return len(self._jobs)
+        return self._count
+
+    def _live(self, entry: tuple[datetime, tuple[str, str], int]) -> CronJob | None:
+        """The job of a heap entry, or None when the entry is stale (job replaced or gone)."""
+        (file_path, task), generation = entry[1], entry[2]
+        found = self._files.get(file_path, {}).get(task)
+        return found[0] if found is not None and found[1] == generation else None
 
     def _next_fire(self, schedule: Schedule, after: datetime) -> datetime:
         """`next_fire`, memoized per instant: jobs sharing a schedule fire together, and

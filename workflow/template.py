@@ -8,7 +8,7 @@ failing that, from its path the way pcelvng/task's `tmpl.PathTime` does (`path_t
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 
 from workflow.query import parse_query
@@ -40,6 +40,7 @@ _PATH_DAY_RES = tuple(
         rf"(?<![0-9]){_STAMP}(?![0-9])",
     )
 )
+TIME_KEYS = frozenset({"yyyy", "mm", "dd", "hh", "ts"})
 _MIN_PATH_YEAR = 1970
 _MAX_PATH_YEAR = 2200
 
@@ -73,11 +74,28 @@ def render(template: str, when: datetime, meta: Mapping[str, str]) -> str:
             if name not in meta:
                 raise TemplateError(f"meta key {name!r} not in task meta")
             return meta[name]
-        if name is None and key in fields:
+        if name is None and key in TIME_KEYS:
             return fields[key]
         raise TemplateError(f"unknown template key {match.group(0)}")
 
     return _PLACEHOLDER_RE.sub(substitute, template)
+
+
+def template_problem(template: str, fillable_meta: Collection[str] | None) -> str:
+    """Why `render` would fail on `template` for every task of a phase ("" when it cannot).
+
+    `fillable_meta` is the meta every task of the phase carries, or None when unknown (then
+    only unknown keys are found). Checked by validation, so that run never meets the error.
+    """
+    for match in _PLACEHOLDER_RE.finditer(template):
+        key, name = match.group(1, 2)
+        if key == "meta" and name is not None:
+            if fillable_meta is not None and name not in fillable_meta:
+                carried = ", ".join(sorted(fillable_meta)) or "none"
+                return f"{match.group(0)} is never set: this phase's tasks carry meta {carried}"
+        elif name is not None or key not in TIME_KEYS:
+            return f"unknown template key {match.group(0)}"
+    return ""
 
 
 def info_time(info: str) -> datetime | None:
@@ -131,7 +149,7 @@ def _param_parser(pattern: re.Pattern[str]) -> Callable[[str, str], datetime]:
             raise TemplateError(f"malformed {name}={value!r} in task info")
         try:
             return _match_time(match)
-        except ValueError:
+        except (ValueError, OverflowError):  # no such date, or its UTC time leaves the calendar
             raise TemplateError(f"invalid {name}={value!r} in task info") from None
 
     return parse
