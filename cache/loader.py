@@ -7,6 +7,7 @@ All files are read and parsed first, then the writes of one refresh are applied 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,10 +15,16 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from cache.errors import RefreshError
-from cache.source import Signature, UnreadableFile, WorkflowSource
+from cache.source import Listing, Signature, UnreadableFile, WorkflowSource
 from workflow import Workflow, WorkflowError, parse_workflow
+from workflow.validate import VALIDATION_VERSION
+
+log = logging.getLogger(__name__)
 
 RACY_WINDOW_NS = 2_000_000_000
+BATCH_FILES = 256
+"""Changes written per transaction: a cold refresh of 10,000 files holds at most this many
+parsed files in memory, and a reader waits at most one batch's write."""
 
 
 def utc_now() -> datetime:
@@ -27,11 +34,13 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class StoredFile:
-    """What a store remembers of a file to decide whether new bytes need parsing."""
+    """What a store remembers of a file to decide whether new bytes need parsing; `validation`
+    is the validator version that computed its statuses (an older one means: parse again)."""
 
     file_hash: str
     error_hash: str
     error: str
+    validation: int = VALIDATION_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,26 +127,43 @@ class Loader:
     """Brings a `FileStore` in line with a `WorkflowSource`."""
 
     def __init__(
-        self, source: WorkflowSource, store: FileStore, *, now: Callable[[], datetime]
+        self,
+        source: WorkflowSource,
+        store: FileStore,
+        *,
+        now: Callable[[], datetime],
+        parse: Callable[[bytes, str], Workflow] = parse_workflow,
     ) -> None:
         self._source = source
         self._store = store
         self._now = now
+        self._parse = parse
         self._clean: dict[str, Signature] = {}
 
     def refresh(self) -> RefreshOutcome:
-        """A full scan: load new and changed files, remove deleted ones."""
+        """A full scan: load new and changed files, remove deleted ones.
+
+        A file is removed only when a folder that was listed lacks it: the files under a
+        folder that cannot be listed keep their phases, and the listing error is reported.
+        Writes go in batches of `BATCH_FILES`, so memory stays bounded however many change.
+        """
         scan_started_ns = time.time_ns()
-        present = self._source.scan()
+        listing = self._source.scan()
         stored = self._store.stored_files()
+        outcome = RefreshOutcome()
+        outcome.errors.update({prefix or ".": why for prefix, why in listing.unlisted.items()})
         changes: list[Change] = []
-        stats = RefreshStats()
-        for key in sorted(present):
-            change = self._check(key, present[key], stored.get(key), stats, scan_started_ns)
+        for key in sorted(listing.files):
+            signature = listing.files[key]
+            change = self._check(key, signature, stored.get(key), outcome.stats, scan_started_ns)
             if change is not None:
                 changes.append(change)
-        changes += [Remove(key) for key in sorted(stored) if key not in present]
-        return self._apply(changes, stats)
+            if len(changes) >= BATCH_FILES:
+                self._apply(changes, outcome)
+                changes = []
+        changes += [Remove(key) for key in sorted(stored) if _gone(key, listing)]
+        self._apply(changes, outcome)
+        return outcome
 
     def refresh_keys(self, keys: Iterable[str]) -> RefreshOutcome:
         """Refresh only `keys` (named by a watch event): always hashed, removed if gone.
@@ -147,24 +173,29 @@ class Loader:
         scan_started_ns = time.time_ns()
         wanted = sorted({key for key in keys if self._source.owns(key)})
         stored = self._store.stored_files(wanted)
+        outcome = RefreshOutcome()
         changes: list[Change] = []
         removals: list[Change] = []
-        stats = RefreshStats()
         for key in wanted:
             signature = self._source.signature(key)
-            if isinstance(signature, UnreadableFile) and not self._source.file_path(key).exists():
+            absent = self._source.absent(key) if isinstance(signature, UnreadableFile) else False
+            if isinstance(absent, str):
+                outcome.errors[key] = f"{absent} (last good phases of {key} kept)"
+                continue
+            if absent:
                 if key in stored:
                     removals.append(Remove(key))
                 continue
             self._clean.pop(key, None)
-            change = self._check(key, signature, stored.get(key), stats, scan_started_ns)
+            change = self._check(key, signature, stored.get(key), outcome.stats, scan_started_ns)
             if change is not None:
                 changes.append(change)
-        return self._apply(changes + removals, stats)
+        self._apply(changes + removals, outcome)
+        return outcome
 
-    def _apply(self, changes: list[Change], stats: RefreshStats) -> RefreshOutcome:
-        outcome = RefreshOutcome(stats=stats)
-        failed = self._store.apply(changes)
+    def _apply(self, changes: list[Change], outcome: RefreshOutcome) -> None:
+        """Write a batch of changes and record what they did in `outcome`."""
+        failed = self._store.apply(changes) if changes else {}
         for change in changes:
             if change.key in failed:
                 self._clean.pop(change.key, None)
@@ -176,8 +207,7 @@ class Loader:
                 outcome.changed.append(f"-{change.key}")
             else:
                 outcome.changed.append(change.key)
-        stats.failed = len(outcome.errors)
-        return outcome
+        outcome.stats.failed = len(outcome.errors)
 
     def _check(
         self,
@@ -205,15 +235,21 @@ class Loader:
         # signature changing (coarse mtimes), so only older files may skip hashing next time.
         if signature.mtime_ns < scan_started_ns - RACY_WINDOW_NS:
             self._clean[key] = signature
-        if stored is not None and digest == stored.file_hash:
-            return ClearError(key) if stored.error else None
-        if stored is not None and digest == stored.error_hash:
-            return None
+        if stored is not None:
+            current = stored.validation == VALIDATION_VERSION
+            if digest == stored.file_hash and current:
+                return ClearError(key) if stored.error else None
+            if digest == stored.error_hash:
+                return None
         stats.parsed += 1
         try:
-            workflow = parse_workflow(data, key)
+            workflow = self._parse(data, key)
         except WorkflowError as err:
             return self._failure(key, str(err), digest, stored, modified)
+        except Exception as err:  # a parser bug must fail this file alone, never the refresh
+            log.exception("parsing %s failed unexpectedly", key)
+            problem = f"{key}: cannot load: internal error: {type(err).__name__}: {err}"
+            return self._failure(key, problem, digest, stored, modified)
         return SaveWorkflow(workflow, digest, modified, self._now())
 
     def _failure(
@@ -228,3 +264,8 @@ class Loader:
         if stored is not None and stored.error == error and stored.error_hash == error_hash:
             return None
         return SaveError(key, error, error_hash, modified, self._now())
+
+
+def _gone(key: str, listing: Listing) -> bool:
+    """A stored file is gone when the scan listed its folder and did not find it there."""
+    return key not in listing.files and not listing.may_have(key)

@@ -36,6 +36,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX idx_phases_depends_on ON workflow_phases (file_path, depends_on, position);
     CREATE INDEX idx_phases_status ON workflow_phases (status);
     """,
+    # The validator version behind each file's stored statuses: a newer flowlord that checks
+    # more parses every file once again, so no phase keeps a status an older one computed.
+    """
+    ALTER TABLE workflow_files ADD COLUMN validation INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 5000

@@ -16,6 +16,7 @@ from cache.source import DEFAULT_MAX_BYTES, WorkflowSource
 from cache.sqlite_store import SQLiteStore
 from workflow import Phase, PhaseRecord, Task
 from workflow.phase import not_found
+from workflow.validate import status_has_error, status_has_warning
 
 _COLUMNS = "task, rule, depends_on, retry, template, file_path, status"
 _SEARCH = (
@@ -36,6 +37,9 @@ _CHILDREN_JOB = (
     f"SELECT {_COLUMNS}, position FROM workflow_phases WHERE file_path = ? AND depends_on IN (?, ?)"
 )
 
+
+STATUS_KINDS = {"error": status_has_error, "warning": status_has_warning}
+"""Status filters by kind of finding; `ok` (no finding) is a plain query."""
 
 LOOKUP_QUERIES = {
     "search": _SEARCH,
@@ -144,9 +148,11 @@ class SQLiteCache(FileBackedCache):
         depends_on: str | None = None,
         status: str | None = None,
     ) -> list[PhaseRecord]:
-        """Phases by file and file order, filtered; `status` matches as a substring.
+        """Phases by file and file order, filtered.
 
-        A status filter reads only phases with a finding (`status > ''` on its index).
+        `status` is `error` (any error finding), `warning` (any warning), `ok` (no finding),
+        or else a substring of the status. A filter other than `ok` reads only phases with a
+        finding (`status > ''` on its index).
         """
         clauses, params = [], []
         for column, value in (
@@ -157,12 +163,27 @@ class SQLiteCache(FileBackedCache):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        if status:
-            clauses.append("status > '' AND instr(status, ?) > 0")
-            params.append(status)
+        kind = STATUS_KINDS.get(status or "")
+        if status == "ok":
+            clauses.append("status = ''")
+        elif status:
+            clauses.append("status > ''" if kind else "status > '' AND instr(status, ?) > 0")
+            params += [] if kind else [status]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         query = f"SELECT {_COLUMNS} FROM workflow_phases {where} ORDER BY file_path, position"
-        return [_record(row) for row in self._rows(query, params)]
+        records = [_record(row) for row in self._rows(query, params)]
+        return [r for r in records if kind(r.status)] if kind else records
+
+    def phases_to_schedule(self) -> list[PhaseRecord]:
+        """The phases a scheduler must know at start, by file and file order: those with a
+        `cron=`, `files=` or `require=` rule, or a finding. Filtered in SQL, so a start-up
+        over 100,000 phases builds records only for the few that fire on their own."""
+        query = (
+            f"SELECT {_COLUMNS} FROM workflow_phases WHERE instr(rule, 'cron=') "
+            "OR instr(rule, 'files=') OR instr(rule, 'require=') OR status > '' "
+            "ORDER BY file_path, position"
+        )
+        return [_record(row) for row in self._rows(query)]
 
     def parents(self, file_path: str, task: str) -> list[PhaseRecord]:
         """The phases `task` depends on in its file: one for `topic:job`, all of a `topic`."""

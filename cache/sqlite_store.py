@@ -11,13 +11,16 @@ import apsw
 from cache.loader import Change, ClearError, Remove, SaveError, SaveWorkflow, StoredFile
 from cache.schema import transaction
 from workflow import Workflow
+from workflow.validate import VALIDATION_VERSION
 
-_UPSERT_FILE = """
-INSERT INTO workflow_files (file_path, file_hash, loaded_at, last_modified, error, error_hash)
-VALUES (?, ?, ?, ?, '', '')
+_UPSERT_FILE = f"""
+INSERT INTO workflow_files
+  (file_path, file_hash, loaded_at, last_modified, error, error_hash, validation)
+VALUES (?, ?, ?, ?, '', '', {VALIDATION_VERSION})
 ON CONFLICT (file_path) DO UPDATE SET
   file_hash = excluded.file_hash, loaded_at = excluded.loaded_at,
-  last_modified = excluded.last_modified, error = '', error_hash = ''
+  last_modified = excluded.last_modified, error = '', error_hash = '',
+  validation = excluded.validation
 """
 _INSERT_PHASE = """
 INSERT INTO workflow_phases
@@ -49,8 +52,9 @@ class SQLiteStore:
     """Writes a refresh in one transaction, so a reader sees each file whole, old or new.
 
     A commit costs 250-350 µs on this class of machine and a statement per file adds up, so
-    a batch is written with a few `executemany` calls; only if that fails is it retried file
-    by file, each in a savepoint, so that one file that cannot be stored fails alone.
+    a batch is written with a few `executemany` calls; only if that fails (in any way: a
+    value SQLite cannot hold raises OverflowError, not an apsw error) is it retried file by
+    file, each in a savepoint, so that one file that cannot be stored fails alone.
     """
 
     def __init__(self, connection: apsw.Connection, lock: threading.RLock) -> None:
@@ -58,7 +62,7 @@ class SQLiteStore:
         self._lock = lock
 
     def stored_files(self, keys: Collection[str] | None = None) -> dict[str, StoredFile]:
-        query = "SELECT file_path, file_hash, error_hash, error FROM workflow_files"
+        query = "SELECT file_path, file_hash, error_hash, error, validation FROM workflow_files"
         with self._lock:
             return self._stored_files(query, keys)
 
@@ -71,7 +75,10 @@ class SQLiteStore:
                 for key in keys
                 for row in self._connection.execute(f"{query} WHERE file_path = ?", (key,))
             ]
-        return {key: StoredFile(file_hash=h, error_hash=eh, error=e) for key, h, eh, e in rows}
+        return {
+            key: StoredFile(file_hash=h, error_hash=eh, error=e, validation=v)
+            for key, h, eh, e, v in rows
+        }
 
     def apply(self, changes: Sequence[Change]) -> dict[str, str]:
         if not changes:
@@ -80,7 +87,7 @@ class SQLiteStore:
             try:
                 with transaction(self._connection):
                     self._write_batch(changes)
-            except apsw.Error:
+            except Exception:
                 return self._apply_one_by_one(changes)
         return {}
 
@@ -91,7 +98,7 @@ class SQLiteStore:
                 try:
                     with self._connection:  # a savepoint: this file alone on failure
                         self._write_batch([change])
-                except apsw.Error as err:
+                except Exception as err:
                     failed[change.key] = f"{change.key}: cannot store: {err}"
         return failed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -101,8 +102,8 @@ class Watcher:
                 if not missing_reported:
                     self._report(
                         FileNotFoundError(
-                            f"workflow folder {str(self._folder)!r} is "
-                            "gone; last good phases kept until it is back"
+                            f"workflow folder {str(self._folder)!r} is gone or no longer "
+                            "a folder; last good phases kept until it is back"
                         )
                     )
                     missing_reported = True
@@ -199,8 +200,9 @@ class Watcher:
 
 
 def _identity(folder: os.PathLike[str]) -> tuple[int, int] | None:
+    """Which folder is at the path now; None when there is none (deleted, or now a file)."""
     try:
         info = os.stat(folder)
     except OSError:
         return None
-    return info.st_dev, info.st_ino
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
