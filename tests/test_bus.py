@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flowlord.bus import Consumer, FileBus, MemoryBus, Message, Producer, check_topic
+from flowlord.bus.offsets import read_offset
 
 Bus = MemoryBus | FileBus
 WAIT = 2.0
@@ -171,6 +172,46 @@ def test_close_wakes_a_blocked_receive_and_later_calls_raise(bus: Bus) -> None:
         consumer.receive(EMPTY)
 
 
+def test_wakeup_from_another_thread_ends_a_blocked_receive(bus: Bus) -> None:
+    consumer = bus.consumer(["extract"], "g")
+    returned = threading.Event()
+    results: list[Message | None] = []
+
+    def receive() -> None:
+        results.append(consumer.receive(timeout=30.0))
+        returned.set()
+
+    receiver = threading.Thread(target=receive)
+    waker = threading.Timer(0.05, consumer.wakeup)
+    receiver.start()
+    waker.start()
+    assert returned.wait(10.0), "receive(30) still blocked 10 s after wakeup()"
+    receiver.join()
+    waker.join()
+    assert results == [None]
+
+
+def test_a_wakeup_before_receive_makes_the_next_receive_return_none_once(
+    bus: Bus, producer: Producer
+) -> None:
+    producer.send("extract", "a")
+    consumer = bus.consumer(["extract"], "g")
+    consumer.wakeup()
+    consumer.wakeup()
+    assert consumer.receive(timeout=30.0) is None
+    message = consumer.receive(timeout=WAIT)
+    assert message is not None
+    assert message.body == "a"
+
+
+def test_wakeup_after_close_does_nothing(bus: Bus) -> None:
+    consumer = bus.consumer(["extract"], "g")
+    consumer.close()
+    consumer.wakeup()
+    with pytest.raises(ValueError, match="closed"):
+        consumer.receive(EMPTY)
+
+
 def test_a_closed_producer_refuses_to_send(bus: Bus) -> None:
     producer = bus.producer()
     producer.send("extract", "a")
@@ -263,11 +304,11 @@ def test_the_offsets_file_holds_the_byte_offset_after_the_acked_prefix(
     assert [a.offset, bb.offset, ccc.offset] == [0, 2, 5]
     offsets = file_bus.folder / ".offsets"
     consumer.ack(a)
-    assert (offsets / "g.retry-failed").read_text() == "2\n"
+    assert read_offset(offsets / "g.retry-failed") == 2
     consumer.ack(ccc)
-    assert (offsets / "g.retry-failed").read_text() == "2\n"
+    assert read_offset(offsets / "g.retry-failed") == 2
     consumer.ack(bb)
-    assert (offsets / "g.retry-failed").read_text() == "9\n"
+    assert read_offset(offsets / "g.retry-failed") == 9
     assert [p.name for p in offsets.iterdir()] == ["g.retry-failed"]
 
 
@@ -283,7 +324,7 @@ def test_a_truncated_topic_file_is_read_again_from_the_start(
         again = file_bus.consumer(["extract"], "g")
         assert drain(again) == [Message("extract", "new", 0)]
     assert "extract.jsonl shrank" in caplog.text
-    assert (file_bus.folder / ".offsets" / "g.extract").read_text() == "0\n"
+    assert read_offset(file_bus.offset_path("g", "extract")) == 0
 
 
 def test_a_running_consumer_follows_a_truncated_topic_file(
@@ -295,7 +336,7 @@ def test_a_running_consumer_follows_a_truncated_topic_file(
     file_bus.topic_path("extract").write_text("new\n")
     assert bodies(drain(consumer)) == ["new"]
     consumer.ack(old_1)
-    assert (file_bus.folder / ".offsets" / "g.extract").read_text() == "0\n"
+    assert read_offset(file_bus.offset_path("g", "extract")) == 0
 
 
 def test_any_complete_line_is_a_body_and_empty_lines_are_skipped(file_bus: FileBus) -> None:
@@ -305,7 +346,7 @@ def test_any_complete_line_is_a_body_and_empty_lines_are_skipped(file_bus: FileB
     assert (first.body, first.offset, second.body, second.offset) == ("not json", 2, "\ufffd{}", 12)
     consumer.ack(first)
     consumer.ack(second)
-    assert (file_bus.folder / ".offsets" / "g.files").read_text() == "16\n"
+    assert read_offset(file_bus.offset_path("g", "files")) == 16
 
 
 def test_a_rejected_body_writes_nothing(file_bus: FileBus, file_producer: Producer) -> None:

@@ -6,9 +6,11 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-_TOPIC = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+from workflow.phase import is_valid_topic
+
 _GROUP = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -44,15 +46,37 @@ class Consumer(Protocol):
         """Mark `message` done; a new consumer of the group resumes after the acked prefix."""
         ...
 
+    def wakeup(self) -> None:
+        """Make a blocked `receive` return None now, or else the next one return None at once.
+
+        For a loop that also waits on something else: the thread that sees the other thing
+        change (a saved workflow file) calls this so the loop does not sit out its timeout.
+        Calls before a `receive` count once. Safe from any thread; a no-op after `close`.
+        """
+        ...
+
     def close(self) -> None:
         """Stop: a `receive` blocked in another thread returns None; later calls raise."""
         ...
 
 
+class BusFolderError(ValueError):
+    """A file bus folder that cannot be used: not a folder, not writable, or not creatable."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"bus folder {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
 def check_topic(topic: str) -> str:
-    """Return `topic` if it is a safe file name (`[A-Za-z0-9_.-]+`, no leading dot)."""
-    if not isinstance(topic, str) or not _TOPIC.fullmatch(topic):
-        raise ValueError(f"invalid topic {topic!r}: use [A-Za-z0-9_.-]+, not starting with '.'")
+    """Return `topic` if it is a safe file name: the rule validation applies to every phase's
+    topic (`[A-Za-z0-9_.-]+`, no leading dot, at most 200 characters)."""
+    if not isinstance(topic, str) or not is_valid_topic(topic):
+        raise ValueError(
+            f"invalid topic {topic[:40] if isinstance(topic, str) else topic!r}: "
+            "use [A-Za-z0-9_.-]+, not starting with '.', at most 200 characters"
+        )
     return topic
 
 

@@ -1,209 +1,231 @@
-"""`FileBus`: topics as append-only `<folder>/<topic>.jsonl` files shared between processes.
+"""`FileBus`: topics as append-only files in a folder shared between processes.
 
-A producer appends each line with one `os.write` on an `O_APPEND` descriptor, so lines from
-concurrent producers never interleave on a local filesystem. A consumer follows the files by
-polling their size and saves, per group and topic, the byte offset after its acked prefix in
-`<folder>/.offsets/<group>.<topic>`.
+`append` writes (one `os.write` per line, under a shared lock, rolling full segments);
+`reader` reads complete lines across segments; `offsets` saves each group's position in place
+on every ack; `wake` blocks a consumer until the folder changes. A consumer deletes the sealed
+segments that every group with saved offsets has passed.
+
+An external writer in another language appends safely by doing what `send` does: open
+`<topic>.lock` (create it if missing) and take `flock(LOCK_SH)`; open `<topic>.jsonl` with
+`O_APPEND|O_CREAT`, or reopen it if the inode of the descriptor you keep is no longer the
+path's; write one whole line (at most the maximum message size) in a single `write()`; unlock.
+Without the lock, a line written while a producer seals the segment may never be read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
 import threading
 import time
-from collections import deque
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
 
-from flowlord.bus.base import Consumer, Message, Producer, Subscription, check_body, check_topic
+from flowlord.bus.append import FileProducer
+from flowlord.bus.base import (
+    BusFolderError,
+    Consumer,
+    Message,
+    Producer,
+    Subscription,
+    check_topic,
+)
+from flowlord.bus.offsets import OffsetFile
+from flowlord.bus.reader import Line, TopicReader
+from flowlord.bus.segments import TopicFiles
+from flowlord.bus.wake import Waker
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
-_APPEND = os.O_APPEND | os.O_CREAT | os.O_WRONLY
+MiB = 1 << 20
 
 
 class FileBus:
-    """Topics as files under `folder` (created if missing); consumers poll every interval."""
+    """Topics as files under `folder` (created if missing; BusFolderError if unusable).
 
-    def __init__(self, folder: Path, *, poll_interval: float = 0.05) -> None:
-        if not poll_interval > 0:
-            raise ValueError(f"poll_interval must be positive, not {poll_interval!r}")
+    `poll_interval`: how often consumers look for new lines where inotify is not available
+    or `notify` is false (a network filesystem, where it misses other machines' writes).
+    `safety_poll`: how often they look anyway with inotify. `segment_bytes`: the size past
+    which a producer seals the active segment. `max_message_size`: longer lines are refused
+    by producers and skipped (logged, committed past) by consumers.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        poll_interval: float = 0.05,
+        safety_poll: float = 1.0,
+        notify: bool = True,
+        segment_bytes: int = 64 * MiB,
+        max_message_size: int = 8 * MiB,
+    ) -> None:
+        positive = {
+            "poll_interval": poll_interval,
+            "safety_poll": safety_poll,
+            "segment_bytes": segment_bytes,
+            "max_message_size": max_message_size,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, not {value!r}")
         self.folder = Path(folder)
         self.poll_interval = poll_interval
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.safety_poll = safety_poll
+        self.notify = notify
+        self.segment_bytes = segment_bytes
+        self.max_message_size = max_message_size
+        _prepare(self.folder)
+
+    @property
+    def offsets_folder(self) -> Path:
+        """Where `<group>.<topic>` files hold each group's committed offset per topic."""
+        return self.folder / ".offsets"
 
     def topic_path(self, topic: str) -> Path:
-        """The file holding `topic`'s messages, one per line."""
-        return self.folder / f"{check_topic(topic)}.jsonl"
+        """The active segment of `topic`: the file producers append to, one message a line."""
+        return self.topic_files(topic).active
 
-    def _offset_path(self, group: str, topic: str) -> Path:
-        return self.folder / ".offsets" / f"{group}.{topic}"
+    def topic_files(self, topic: str) -> TopicFiles:
+        return TopicFiles(self.folder, check_topic(topic))
+
+    def offset_path(self, group: str, topic: str) -> Path:
+        return self.offsets_folder / f"{group}.{topic}"
 
     def producer(self) -> Producer:
-        return _FileProducer(self)
+        return FileProducer(
+            self.topic_files,
+            segment_bytes=self.segment_bytes,
+            max_size=self.max_message_size,
+        )
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         """A consumer of `group` resuming at the offsets saved by its last acks."""
         return _FileConsumer(self, topics, group)
 
 
-class _FileProducer:
-    def __init__(self, bus: FileBus) -> None:
-        self._bus = bus
-        self._fds: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def send(self, topic: str, body: str) -> None:
-        line = check_body(body).encode() + b"\n"
-        with self._lock:
-            if self._closed:
-                raise ValueError("send on a closed producer")
-            fd = self._fds.get(topic)
-            if fd is None:
-                fd = self._fds[topic] = os.open(self._bus.topic_path(topic), _APPEND, 0o644)
-            written = os.write(fd, line)
-        if written != len(line):
-            raise OSError(f"short write to topic {topic!r}: {written} of {len(line)} bytes")
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            fds, self._fds = self._fds, {}
-        for fd in fds.values():
-            os.close(fd)
-
-
-class _TopicReader:
-    """Complete, non-empty lines of one topic file after `position`; a partial line waits."""
-
-    def __init__(self, path: Path, position: int) -> None:
-        self.path = path
-        self.position = position
-        self.truncated = False
-        self._lines: deque[tuple[int, bytes]] = deque()
-
-    def next_line(self) -> tuple[int, bytes] | None:
-        """The next line and its offset, or None (also when the file shrank: `truncated`)."""
-        while not self._lines:
-            if not self._fill():
-                return None
-        return self._lines.popleft()
-
-    def restart(self) -> None:
-        self.position = 0
-        self.truncated = False
-        self._lines.clear()
-
-    def _fill(self) -> bool:
-        try:
-            with open(self.path, "rb") as file:
-                if os.fstat(file.fileno()).st_size < self.position:
-                    self.truncated = True
-                    return False
-                file.seek(self.position)
-                data = _read_to_newline(file)
-        except FileNotFoundError:
-            self.truncated = self.position > 0
-            return False
-        end = data.rfind(b"\n") + 1
-        offset = self.position
-        for raw in data[:end].split(b"\n")[:-1]:
-            if raw:
-                self._lines.append((offset, raw))
-            offset += len(raw) + 1
-        self.position += end
-        return end > 0
-
-
-def _read_to_newline(file: BinaryIO) -> bytes:
-    """Read chunks until one holds a newline or the file ends."""
-    chunks: list[bytes] = []
-    while True:
-        chunk = file.read(_CHUNK)
-        chunks.append(chunk)
-        if not chunk or b"\n" in chunk:
-            return b"".join(chunks)
+def _prepare(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BusFolderError(folder, "exists and is not a folder") from None
+    except OSError as err:
+        raise BusFolderError(folder, f"cannot be created: {err.strerror or err}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BusFolderError(folder, "not writable")
 
 
 class _FileConsumer:
+    """Locks: `_lock` guards the files and the trackers (take, ack, close); `_receiving` is
+    held by a `receive` for its whole wait, so `close` frees the waker only once none waits."""
+
     def __init__(self, bus: FileBus, topics: Sequence[str], group: str) -> None:
         self._bus = bus
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._sub = Subscription(topics, group, lambda topic: self._load(group, topic))
+        self._receiving = threading.Lock()
+        self._closed = False
+        self._woken = threading.Event()
+        self._offsets: dict[str, OffsetFile] = {}
+        self._collected: dict[str, int] = {}
+        saved: dict[str, int | None] = {}
+
+        def load(topic: str) -> int:
+            self._offsets[topic] = OffsetFile(bus.offset_path(group, topic))
+            saved[topic] = self._offsets[topic].load()
+            return saved[topic] or 0
+
+        self._sub = Subscription(topics, group, load)
+        self._waker = Waker(bus.folder, notify=bus.notify)
         self._readers = {
-            topic: _TopicReader(bus.topic_path(topic), tracker.committed)
-            for topic, tracker in self._sub.trackers.items()
+            topic: TopicReader(bus.topic_files(topic), start, max_size=bus.max_message_size)
+            for topic, start in saved.items()
         }
+        self._idle = bus.safety_poll if self._waker.notifies else bus.poll_interval
+        # Closes the descriptors once: on close(), or when a consumer never closed is collected.
+        self._release = weakref.finalize(
+            self, _close_all, [*self._readers.values(), *self._offsets.values(), self._waker]
+        )
 
     def receive(self, timeout: float) -> Message | None:
         deadline = time.monotonic() + timeout
-        self._check_open()
-        while True:
-            with self._lock:
-                message = self._sub.next(self._take)
-            remaining = deadline - time.monotonic()
-            if message is not None or remaining <= 0:
-                return message
-            if self._stop.wait(min(self._bus.poll_interval, remaining)):
-                return None
+        with self._receiving:
+            self._check_open()
+            while not self._closed:
+                if self._woken.is_set():
+                    self._woken.clear()
+                    return None
+                with self._lock:
+                    message = None if self._closed else self._sub.next(self._take)
+                remaining = deadline - time.monotonic()
+                if message is not None or remaining <= 0:
+                    return message
+                self._waker.wait(min(remaining, self._idle))
+        return None
 
     def _take(self, topic: str) -> tuple[Message, int] | None:
         reader = self._readers[topic]
-        line = reader.next_line()
-        if line is None and reader.truncated:
-            logger.warning(
-                "%s shrank below offset %d: reading from 0", reader.path, reader.position
-            )
-            reader.restart()
-            self._sub.trackers[topic].reset(0)
-            self._save(topic, 0)
+        while True:
             line = reader.next_line()
-        if line is None:
-            return None
-        offset, raw = line
-        return Message(topic, raw.decode(errors="replace"), offset), offset + len(raw) + 1
+            if reader.restarted is not None:
+                self._sub.trackers[topic].reset(reader.restarted)
+                self._offsets[topic].save(reader.restarted)
+                reader.restarted = None
+            if line is None:
+                self._collect(topic)  # the reader may have moved past a segment since the last ack
+                return None
+            if line.data is not None:
+                return Message(topic, line.data.decode(errors="replace"), line.offset), line.end
+            self._skip(topic, line)
+
+    def _skip(self, topic: str, line: Line) -> None:
+        """A line never delivered (too long, or torn) counts as delivered and acked."""
+        tracker = self._sub.trackers[topic]
+        skipped = Message(topic, "", line.offset)
+        tracker.delivered(skipped, line.end)
+        if tracker.ack(skipped):
+            self._commit(topic, tracker.committed)
 
     def ack(self, message: Message) -> None:
         with self._lock:
             self._check_open()
             tracker = self._sub.tracker(message)
             if tracker.ack(message):
-                self._save(message.topic, tracker.committed)
+                self._commit(message.topic, tracker.committed)
+
+    def _commit(self, topic: str, committed: int) -> None:
+        self._offsets[topic].save(committed)
+        self._collect(topic)
+
+    def _collect(self, topic: str) -> None:
+        """Once per segment boundary the group has committed past, delete what all groups passed."""
+        reader = self._readers[topic]
+        boundary = reader.sealed_below
+        if self._sub.trackers[topic].committed >= boundary > self._collected.get(topic, 0):
+            self._collected[topic] = boundary
+            for segment in reader.collect(self._bus.offsets_folder):
+                logger.debug("topic %s: deleted %s, passed by every group", topic, segment.path)
+
+    def wakeup(self) -> None:
+        self._woken.set()
+        with self._lock:
+            if not self._closed:
+                self._waker.wake()
 
     def close(self) -> None:
-        self._stop.set()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._waker.wake()
+        with self._receiving, self._lock:
+            self._release()
 
     def _check_open(self) -> None:
-        if self._stop.is_set():
+        if self._closed:
             raise ValueError("consumer is closed")
 
-    def _load(self, group: str, topic: str) -> int:
-        path = self._bus._offset_path(group, topic)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return 0
-        if not text.strip().isdecimal():
-            raise ValueError(f"{path}: not a saved offset: {text[:40]!r}")
-        return int(text)
 
-    def _save(self, topic: str, offset: int) -> None:
-        """Replace the offset file atomically: readers see the old offset or the new one."""
-        path = self._bus._offset_path(self._sub.group, topic)
-        path.parent.mkdir(exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as file:
-                file.write(f"{offset}\n")
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
+def _close_all(holders: list[TopicReader | OffsetFile | Waker]) -> None:
+    for holder in holders:
+        holder.close()

@@ -54,6 +54,7 @@ class _MemoryConsumer:
     def __init__(self, store: _Store, topics: Sequence[str], group: str) -> None:
         self._store = store
         self._closed = False
+        self._woken = False
         with store.changed:
             self._sub = Subscription(topics, group, lambda t: store.committed.get((group, t), 0))
         self._positions = {topic: t.committed for topic, t in self._sub.trackers.items()}
@@ -62,12 +63,16 @@ class _MemoryConsumer:
         deadline = time.monotonic() + timeout
         with self._store.changed:
             self._check_open()
-            while True:
+            while not self._closed:
+                if self._woken:
+                    self._woken = False
+                    return None
                 message = self._sub.next(self._take)
                 remaining = deadline - time.monotonic()
-                if message is not None or remaining <= 0 or self._closed:
+                if message is not None or remaining <= 0:
                     return message
                 self._store.changed.wait(remaining)
+            return None
 
     def _take(self, topic: str) -> tuple[Message, int] | None:
         bodies = self._store.topics.get(topic, [])
@@ -83,6 +88,11 @@ class _MemoryConsumer:
             tracker = self._sub.tracker(message)
             if tracker.ack(message):
                 self._store.committed[(self._sub.group, message.topic)] = tracker.committed
+
+    def wakeup(self) -> None:
+        with self._store.changed:
+            self._woken = True
+            self._store.changed.notify_all()
 
     def close(self) -> None:
         with self._store.changed:
