@@ -1,6 +1,10 @@
 """The `flowlord` command. `main(argv)` is a function of its arguments, tested by calling it.
 
-Domain errors are translated to messages and exit codes here, and only here.
+Errors are translated to messages and exit codes here, and only here. Bad input of any kind (a
+command line, a setting, a path, a database, a database held by another run) prints one line,
+`flowlord: <message>`, and exits 2. An unexpected error prints one line naming it and exits 70
+(EX_SOFTWARE: our fault, not the input's); its traceback goes to the log at debug level, so
+`--log-level debug` (or `FLOWLORD_LOG_LEVEL=debug`) shows it.
 """
 
 from __future__ import annotations
@@ -12,171 +16,289 @@ import logging
 import os
 import signal
 import sys
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
+
+import apsw
 
 from cache import RefreshError, SchemaError, SQLiteCache
 from cache.watcher import WatchSettings
-from flowlord import service, validate
-from flowlord.config import ConfigError, resolve_config
+from flowlord import logs, service, validate, version
+from flowlord.bus import BusFolderError, check_topic
+from flowlord.config import (
+    SETTINGS,
+    ConfigError,
+    RunConfig,
+    flag_name,
+    read_config_file,
+    resolve_config,
+)
+from flowlord.lock import DatabaseInUse
+from flowlord.shutdown import stop_on_signals
 from flowlord.table import format_table
+from flowlord.upcoming import upcoming
 from flowlord.watch import watch_until
+from workflow import WorkflowError
 
-DEFAULT_DB = "flowlord.db"
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+INPUT_ERRORS = (
+    ConfigError, WorkflowError, SchemaError, DatabaseInUse, BusFolderError, OSError, apsw.Error,
+)  # fmt: skip
+"""Errors that say the input (argv, settings, files, the database) is at fault: exit 2."""
+
+log = logging.getLogger("flowlord")
+
+
+class UsageError(ValueError):
+    """A command line that cannot be used; the message names the argument and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A subcommand: its function and the settings it reads (flag, environment, file)."""
+
+    run: Callable[[argparse.Namespace, RunConfig], int]
+    uses: tuple[str, ...]
+    required: tuple[str, ...] = ()
+    reads_file: bool = True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `flowlord` subcommand; returns the process exit code."""
-    args = _parser().parse_args(argv)
     try:
-        return args.command(args)
-    except (FileNotFoundError, IsADirectoryError, SchemaError, ConfigError) as err:
-        print(f"flowlord: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        args = _parser().parse_args(argv)
+        command: Command = args.command
+        flags = {name: getattr(args, name, None) for name in command.uses}
+        file = read_config_file(args.config) if command.reads_file else None
+        config = resolve_config(
+            flags, os.environ, file, uses=command.uses, required=command.required
+        )
+    except SystemExit as done:  # --help and --version
+        return done.code if isinstance(done.code, int) else 0
+    except (UsageError, ConfigError) as err:
+        return _fail(str(err), EXIT_USAGE)
+    with logs.logging_to(sys.stderr, level=config.log_level, log_format=config.log_format):
+        return _run(command, args, config)
+
+
+def _run(command: Command, args: argparse.Namespace, config: RunConfig) -> int:
+    """The one place that turns an exception into a message and an exit code."""
+    try:
+        code = command.run(args, config)
+        sys.stdout.flush()  # a closed pipe shows here, not as noise at interpreter exit
+        return code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `flowlord phases | head`: the reader has all it wanted
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except (UsageError, *INPUT_ERRORS) as err:
+        log.debug("%s failed", args.name, exc_info=True)
+        return _fail(_describe(err, args, config), EXIT_USAGE)
+    except Exception as err:
+        log.debug("internal error in %s", args.name, exc_info=True)
+        message = f"internal error: {type(err).__name__}: {err}"
+        hint = "; run with --log-level debug for the traceback"
+        return _fail(message + hint, EXIT_INTERNAL)
+
+
+def _describe(err: Exception, args: argparse.Namespace, config: RunConfig) -> str:
+    if isinstance(err, apsw.Error):
+        database = getattr(args, "db", None) or config.db
+        return f"database {database!r}: {type(err).__name__}: {err}"
+    if isinstance(err, OSError) and err.strerror:
+        names = [str(n) for n in (err.filename, err.filename2) if n is not None]
+        return ": ".join([*names, err.strerror])
+    return str(err)
+
+
+def _fail(message: str, code: int) -> int:
+    one_line = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"flowlord: {one_line}", file=sys.stderr)
+    return code
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors become `UsageError`s: one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("flowlord").strip()
+        raise UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings: list[str], dest: str, **_: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"flowlord {version()}")
+        parser.exit()
+
+
+def _path_argument(text: str) -> str:
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} contains a NUL character")
+    return text
+
+
+def _milliseconds(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 60_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 60000")
+    return int(text)
+
+
+LOGGING = ("log_level", "log_format")
+WORKER = ("bus", "bus_dir", "done_topic", "workflows", *LOGGING)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flowlord", description="TOML workflows, scheduled.")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = _Parser(prog="flowlord", description="TOML workflows, scheduled.")
+    parser.add_argument("--version", action=_Version)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
-    check = commands.add_parser(
-        "validate",
+    def add(name: str, command: Command, **texts: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, **texts)
+        sub.set_defaults(command=command, name=name, config=None)
+        for setting in command.uses:
+            sub.add_argument(flag_name(setting), dest=setting, metavar=SETTINGS[setting].metavar,
+                             help=SETTINGS[setting].help)  # fmt: skip
+        if command.reads_file:
+            sub.add_argument("--config", metavar="FILE", help="settings file (./flowlord.toml)")
+        return sub
+
+    check = add("validate", Command(_validate, LOGGING, reads_file=False),
         help="check workflow files",
         description="Check workflow files: exit 0 when fine or warnings only, 1 on any error, "
         "2 when a path does not exist or cannot be read.",
-    )
-    check.add_argument("paths", nargs="+", metavar="PATH", help="workflow files or folders")
+    )  # fmt: skip
+    check.add_argument("paths", nargs="+", metavar="PATH", type=_path_argument)
     check.add_argument("--json", action="store_true", help="machine-readable output")
-    check.set_defaults(command=_validate)
 
-    phases = commands.add_parser(
-        "phases",
+    phases = add("phases", Command(_phases, ("workflows", "db", *LOGGING), ("workflows",)),
         help="load a workflow folder into the cache database and list its phases",
         description="Refresh the cache database from the workflow folder, then list phases. "
         "Exit 1 when any file fails to load (its last good phases are kept).",
-    )
-    phases.add_argument(
-        "--workflows", required=True, metavar="PATH", help="workflow folder or file"
-    )
-    phases.add_argument("--db", default=DEFAULT_DB, metavar="FILE", help="cache database file")
+    )  # fmt: skip
     phases.add_argument("--file", metavar="KEY", help="only this workflow file")
     phases.add_argument("--topic", help="only phases of this topic")
-    phases.add_argument("--status", help="only phases whose status contains this text")
+    phases.add_argument("--status", help="error, warning, ok, or text the status contains")
     phases.add_argument("--json", action="store_true", help="machine-readable output")
-    phases.set_defaults(command=_phases)
 
-    follow = commands.add_parser(
-        "watch",
+    plan = add("schedule", Command(_schedule, ("workflows", "db", "timezone", *LOGGING),
+                                   ("workflows",)),
+        help="list every cron and files phase with its previous and next fire time",
+        description="Refresh the cache database from the workflow folder, then list what "
+        "starts on its own: cron phases with their fire times in the time zone of run, and "
+        "files phases. Exit 1 when any phase will not run or any file fails to load.",
+    )  # fmt: skip
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+
+    follow = add("watch", Command(_watch, LOGGING, reads_file=False),
         help="print each change to the workflow files as it is applied",
         description="Load the workflow folder, then print every change as files are saved: "
         "phases added, removed and changed, their findings, and load errors. Ctrl-C stops.",
-    )
-    follow.add_argument("path", metavar="PATH", help="workflow folder or file")
-    follow.add_argument("--db", default=":memory:", metavar="FILE", help="cache database file")
-    follow.add_argument("--debounce-ms", type=int, default=50, help="group events this long")
-    follow.add_argument(
-        "--poll", action="store_true", help="poll instead of OS events (network filesystems)"
-    )
-    follow.set_defaults(command=_watch)
+    )  # fmt: skip
+    follow.add_argument("path", metavar="PATH", type=_path_argument)
+    follow.add_argument("--db", default=":memory:", type=_path_argument, metavar="FILE",
+                        help="cache database file (default: in memory)")  # fmt: skip
+    follow.add_argument("--debounce-ms", type=_milliseconds, default=50,
+                        help="group events this long (1 to 60000)")  # fmt: skip
+    follow.add_argument("--poll", action="store_true", help="poll, for network filesystems")
 
-    run = commands.add_parser(
-        "run",
+    add("run", Command(_run_taskmaster, tuple(SETTINGS), ("workflows",)),
         help="run the taskmaster: cache, watcher, cron scheduler and resolver",
         description="Settings come from flags, then FLOWLORD_* environment variables (e.g. "
         "FLOWLORD_TIMEZONE), then flowlord.toml, then defaults. SIGINT/SIGTERM stop it cleanly.",
-    )
-    run.add_argument("--workflows", metavar="DIR", help="workflow folder or file")
-    run.add_argument("--db", metavar="FILE", help="cache database (default flowlord.db)")
-    run.add_argument("--bus", choices=("file", "memory"), help="bus adapter (default file)")
-    run.add_argument(
-        "--bus-dir", dest="bus_dir", metavar="DIR", help="file bus folder (default bus)"
-    )
-    run.add_argument("--timezone", metavar="ZONE", help="time zone of cron rules (default UTC)")
-    run.add_argument("--config", metavar="FILE", help="settings file (default ./flowlord.toml)")
-    run.set_defaults(command=_run)
-
-    worker = commands.add_parser(
-        "worker", help="run a demo worker", description="nop: complete every task it reads."
-    )
-    worker.add_argument("kind", choices=("nop",))
-    worker.add_argument("--bus-dir", default="bus", metavar="DIR", help="file bus folder")
-    worker.add_argument("--topics", metavar="A,B", help="topics to read")
-    worker.add_argument("--workflows", metavar="DIR", help="read every topic of these workflows")
-    worker.add_argument(
-        "--fail-first", action="append", default=[], metavar="TOPIC=N",
-        help="fail the first N tasks of TOPIC (shows retries)",
     )  # fmt: skip
-    worker.set_defaults(command=_worker)
+
+    worker = add("worker", Command(_worker, WORKER),
+        help="run a demo worker",
+        description="nop: complete every task it reads. With workflows, it reads their topics "
+        "and follows workflow files added later. Settings as for run.",
+    )  # fmt: skip
+    worker.add_argument("kind", choices=("nop",))
+    worker.add_argument("--topics", metavar="A,B", help="topics to read")
+    worker.add_argument("--fail-first", action="append", default=[], metavar="TOPIC=N",
+                        help="fail the first N tasks of TOPIC (shows retries)")  # fmt: skip
     return parser
 
 
-def _validate(args: argparse.Namespace) -> int:
+def _validate(args: argparse.Namespace, _: RunConfig) -> int:
     reports = validate.validate_paths(args.paths)
     print(validate.render_json(reports) if args.json else validate.render_text(reports))
-    return validate.exit_code(reports)
+    code = validate.exit_code(reports)
+    if code == validate.UNREADABLE:  # the report has them all; stderr says why the exit is 2
+        unreadable = [r.error for r in reports if r.unreadable]
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        return _fail(unreadable[0] + more, code)
+    return code
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    return stop
+def _run_taskmaster(_: argparse.Namespace, config: RunConfig) -> int:
+    with stop_on_signals() as stop:
+        return service.run_taskmaster(config, stop)
 
 
-def _run(args: argparse.Namespace) -> int:
-    flags = {"workflows": args.workflows, "db": args.db, "bus": args.bus,
-             "bus_dir": args.bus_dir, "timezone": args.timezone}  # fmt: skip
-    config = resolve_config(flags, os.environ, args.config)
-    _log_to_stderr()
-    return service.run_taskmaster(config, _stop_on_signals())
-
-
-def _worker(args: argparse.Namespace) -> int:
-    topics = [t for t in (args.topics or "").split(",") if t]
-    if args.workflows:
-        cache = SQLiteCache(args.workflows)
-        with contextlib.suppress(RefreshError):
-            cache.refresh()
-        topics += sorted({p.topic for p in cache.phases()} - set(topics))
-        cache.close()
-    if not topics:
-        raise ConfigError("worker needs --topics or --workflows")
+def _worker(args: argparse.Namespace, config: RunConfig) -> int:
+    topics = [topic.strip() for topic in (args.topics or "").split(",") if topic.strip()]
+    for topic in topics:
+        try:
+            check_topic(topic)
+        except ValueError as err:
+            raise UsageError(f"--topics: {err}") from None
+    if config.bus != "file":
+        raise config.error("bus", "a worker needs the file bus (a memory bus is not shared)")
+    if not topics and not config.workflows:
+        raise UsageError("worker needs --topics, or workflows (--workflows, FLOWLORD_WORKFLOWS "
+                         "or workflows in flowlord.toml)")  # fmt: skip
     fail_first = {}
     for item in args.fail_first:
         topic, _, count = item.partition("=")
-        if not count.isdigit():
-            raise ConfigError(f"--fail-first {item!r}: expected TOPIC=N")
+        if not count.isascii() or not count.isdigit():
+            raise UsageError(f"--fail-first {item!r}: expected TOPIC=N")
         fail_first[topic] = int(count)
-    _log_to_stderr()
-    return service.run_nop_worker(args.bus_dir, topics, _stop_on_signals(), fail_first=fail_first)
+    with stop_on_signals() as stop:
+        return service.run_nop_worker(config, topics, stop, fail_first=fail_first)
 
 
-def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-
-def _watch(args: argparse.Namespace) -> int:
-    stop = _stop_on_signals()
+def _watch(args: argparse.Namespace, _: RunConfig) -> int:
     settings = WatchSettings(debounce_ms=args.debounce_ms, force_polling=args.poll)
-    return watch_until(
-        args.path, args.db, stop=stop, out=sys.stdout, now=_local_now, settings=settings
-    )
+    with stop_on_signals() as stop:
+        return watch_until(
+            args.path, args.db, stop=stop, out=sys.stdout, now=_local_now, settings=settings
+        )
 
 
 def _local_now() -> datetime:
     return datetime.now().astimezone()
 
 
-def _phases(args: argparse.Namespace) -> int:
-    cache = SQLiteCache(args.workflows, args.db)
+def _load(config: RunConfig) -> tuple[SQLiteCache, dict[str, str]]:
+    """The cache refreshed from the workflow folder, and what failed to load (by file from
+    the database, which keeps earlier failures too; by folder from this refresh)."""
+    cache = SQLiteCache(config.workflows, config.db)
     try:
-        # Failures are reported from workflow_files below, which also keeps earlier ones.
-        with contextlib.suppress(RefreshError):
-            cache.refresh()
+        cache.refresh()
+        unlisted: dict[str, str] = {}
+    except RefreshError as err:
+        unlisted = err.errors
+    files = {f.file_path: f for f in cache.workflow_files()}
+    failures = {key: f"{f.error} ({'last good phases kept' if f.file_hash else 'not loaded'})"
+                for key, f in files.items() if f.error}  # fmt: skip
+    failures.update({key: f"{why} (phases under it kept)" for key, why in unlisted.items()
+                     if key not in files})  # fmt: skip
+    return cache, failures
+
+
+def _phases(args: argparse.Namespace, config: RunConfig) -> int:
+    cache, failures = _load(config)
+    try:
         records = cache.phases(args.file, topic=args.topic, status=args.status)
-        failures = {f.file_path: f.error for f in cache.workflow_files() if f.error}
     finally:
         cache.close()
     if args.json:
@@ -190,5 +312,36 @@ def _phases(args: argparse.Namespace) -> int:
         table = [(p.file_path, p.task, p.depends_on, p.rule, p.status or "ok") for p in records]
         print(format_table(validate.HEADERS, table))
         for message in failures.values():
-            print(f"error: {message} (last good phases kept)", file=sys.stderr)
+            print(f"error: {message}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _schedule(args: argparse.Namespace, config: RunConfig) -> int:
+    cache, failures = _load(config)
+    try:
+        rows = upcoming(cache.phases_to_schedule(), config.zone, datetime.now(config.zone))
+    finally:
+        cache.close()
+    if args.json:
+        shown = [
+            {"file": r.file, "task": r.task, "trigger": r.trigger, "problem": r.problem,
+             "previous": r.previous.isoformat() if r.previous else None,
+             "next": r.next.isoformat() if r.next else None}
+            for r in rows
+        ]  # fmt: skip
+        print(json.dumps({"timezone": config.timezone, "phases": shown, "errors": failures},
+                         indent=2))  # fmt: skip
+    else:
+        table = [
+            (r.file, r.task, r.trigger, _when(r.previous), _when(r.next), r.problem or "ok")
+            for r in rows
+        ]
+        headers = ("file", "task", "trigger", "previous", f"next ({config.timezone})", "status")
+        print(format_table(headers, table))
+        for message in failures.values():
+            print(f"error: {message}", file=sys.stderr)
+    return 1 if failures or any(r.problem for r in rows) else 0
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds") if moment else "-"

@@ -1,28 +1,42 @@
 """Configuration, resolved in one visible order: flag, `FLOWLORD_*` environment, `flowlord.toml`,
-default."""
+default.
+
+Every bad setting is a `ConfigError` naming the setting, where its value came from (`--max-tasks`,
+`FLOWLORD_MAX_TASKS`, `/srv/flowlord.toml`) and why. Paths given by a flag or the environment are
+relative to the current folder; paths in a config file are relative to that file's folder.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+import os
+import re
+import stat
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, available_timezones
 
 import tomli
 
+from cache.source import UnreadableFile, read_regular_file
+from flowlord.bus import check_topic
 from workflow.batch import DEFAULT_MAX_TASKS
 
 BUSES = ("file", "memory")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+MAX_TASKS_LIMIT = 1_000_000
+MAX_CONFIG_BYTES = 1024 * 1024
+DEFAULT_CONFIG_FILE = "flowlord.toml"
+DISABLED = "-"
 
 
 class ConfigError(ValueError):
-    """A setting that cannot be used; the message names it, its value and why."""
+    """A setting that cannot be used; the message names it, where it came from and why."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunConfig:
-    """Everything `flowlord run` needs; see the README for each setting."""
+    """Everything `flowlord run` and its workers need; see `SETTINGS` for each setting."""
 
     workflows: str = ""
     db: str = "flowlord.db"
@@ -33,72 +47,273 @@ class RunConfig:
     failed_topic: str = "retry-failed"
     files_topic: str = "files"
     max_tasks: int = DEFAULT_MAX_TASKS
+    log_level: str = "info"
+    log_format: str = "text"
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """Where each resolved setting came from (`--db`, `FLOWLORD_DB`, a file); none: default."""
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-
-def resolve_config(
-    flags: Mapping[str, object], env: Mapping[str, str], config_file: str | None
-) -> RunConfig:
-    """Each setting from the first place that has it: flag, environment, file, default."""
-    from_file = _read_file(config_file)
-    values: dict[str, object] = {}
-    for setting in dataclasses.fields(RunConfig):
-        name = setting.name
-        raw = flags.get(name)
-        if raw is None:
-            raw = env.get(f"FLOWLORD_{name.upper()}")
-        if raw is None:
-            raw = from_file.get(name)
-        if raw is not None:
-            values[name] = _typed(name, raw, setting.type)
-    config = RunConfig(**values)
-    _check(config)
-    return config
+    def error(self, name: str, why: str) -> ConfigError:
+        """A `ConfigError` about setting `name`, naming where its value came from."""
+        origin = self.origins.get(name, "the default")
+        value = _shown(getattr(self, name))
+        return ConfigError(f"config {name!r} from {origin} has value {value}: {why}")
 
 
-def _read_file(config_file: str | None) -> dict[str, object]:
-    path = Path(config_file or "flowlord.toml")
-    if not path.exists():
-        if config_file:
-            raise ConfigError(f"config file {config_file!r} does not exist")
-        return {}
-    try:
-        document = tomli.loads(path.read_text("utf-8"))
-    except (tomli.TOMLDecodeError, UnicodeDecodeError, OSError) as err:
-        raise ConfigError(f"config file {str(path)!r}: {err}") from None
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = sorted(set(document) - known)
-    if unknown:
-        raise ConfigError(f"config file {str(path)!r}: unknown setting(s) {', '.join(unknown)}")
-    return document
+class _Invalid(Exception):
+    """Why a value is refused; `resolve_config` adds the setting's name and origin."""
 
 
-def _typed(name: str, raw: object, kind: object) -> object:
-    if kind in (int, "int"):
-        if isinstance(raw, bool):
-            raise ConfigError(f"config {name!r} has value {raw!r}: not an integer")
-        try:
-            return int(raw)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            raise ConfigError(f"config {name!r} has value {raw!r}: not an integer") from None
+def _text(raw: object) -> str:
     if not isinstance(raw, str):
-        raise ConfigError(f"config {name!r} has value {raw!r}: not a string")
+        raise _Invalid("not a string")
+    if "\0" in raw:
+        raise _Invalid("contains a NUL character")
     return raw
 
 
-def _check(config: RunConfig) -> None:
-    if not config.workflows:
-        raise ConfigError("config 'workflows' is not set: give --workflows DIR")
-    if config.bus not in BUSES:
-        raise ConfigError(f"config 'bus' has value {config.bus!r}: not one of {', '.join(BUSES)}")
-    if config.max_tasks < 1:
-        raise ConfigError(f"config 'max_tasks' has value {config.max_tasks}: must be at least 1")
+def _path(raw: object) -> str:
+    if not _text(raw):
+        raise _Invalid("an empty path")
+    return str(raw)
+
+
+def _choice(*choices: str) -> Callable[[object], str]:
+    def parse(raw: object) -> str:
+        value = _text(raw).lower()
+        if value not in choices:
+            raise _Invalid(f"not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _max_tasks(raw: object) -> int:
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not _INTEGER.fullmatch(text):
+            raise _Invalid("not an integer")
+        # int() of thousands of digits is slow, then refused: anything this long is out of range.
+        value = int(text) if len(text.lstrip("+-").lstrip("0")) <= 9 else MAX_TASKS_LIMIT + 1
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        raise _Invalid("not an integer")
+    if not 1 <= value <= MAX_TASKS_LIMIT:
+        raise _Invalid(f"must be between 1 and {MAX_TASKS_LIMIT}")
+    return value
+
+
+def _topic(*, may_disable: bool = False) -> Callable[[object], str]:
+    def parse(raw: object) -> str:
+        value = _text(raw)
+        if value == DISABLED:
+            if may_disable:
+                return value
+            raise _Invalid(f"not a topic: {DISABLED!r} (none) is only for failed_topic")
+        try:
+            return check_topic(value)
+        except ValueError:
+            hint = f", or {DISABLED!r} to disable it" if may_disable else ""
+            raise _Invalid(
+                f"not a topic: use [A-Za-z0-9_.-]+, not starting with '.'{hint}"
+            ) from None
+
+    return parse
+
+
+def _zone(raw: object) -> str:
+    """Only a name `available_timezones()` lists: never a path ZoneInfo would try to open."""
+    value = _text(raw)
+    if value not in available_timezones():
+        raise _Invalid("not a known time zone (an IANA name such as UTC or Europe/Paris)")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """How one setting is parsed and shown in `--help`."""
+
+    parse: Callable[[object], object]
+    help: str
+    metavar: str = "VALUE"
+    is_path: bool = False
+
+
+SETTINGS: dict[str, Setting] = {
+    "workflows": Setting(_path, "workflow folder or file", "PATH", is_path=True),
+    "db": Setting(_path, "database file (default flowlord.db)", "FILE", is_path=True),
+    "bus": Setting(_choice(*BUSES), "file or memory (default file)", "KIND"),
+    "bus_dir": Setting(_path, "file bus folder (default bus)", "DIR", is_path=True),
+    "timezone": Setting(_zone, "time zone of cron rules (default UTC)", "ZONE"),
+    "done_topic": Setting(_topic(), "topic of done tasks (default done)", "TOPIC"),
+    "failed_topic": Setting(_topic(may_disable=True), "- for none (default retry-failed)", "TOPIC"),
+    "files_topic": Setting(_topic(), "topic of file messages (default files)", "TOPIC"),
+    "max_tasks": Setting(_max_tasks, "most tasks of one batch rule (1 to 1000000)", "N"),
+    "log_level": Setting(_choice(*LOG_LEVELS), "debug, info, warning or error", "LEVEL"),
+    "log_format": Setting(_choice(*LOG_FORMATS), "text or json (default text)", "FORMAT"),
+}
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_name(name: str) -> str:
+    return f"FLOWLORD_{name.upper()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """The settings of one `flowlord.toml`, as TOML typed them; `path` names it in errors."""
+
+    path: str
+    values: Mapping[str, object]
+
+
+def read_config_file(given: str | None) -> ConfigFile | None:
+    """The file named by `--config`, else `./flowlord.toml` if there is one, else None."""
+    path = given if given is not None else DEFAULT_CONFIG_FILE
+    shown = os.path.abspath(path) if "\0" not in path else repr(path)
+    where = f"config file {shown}"
+    if "\0" in path:
+        raise ConfigError(f"{where}: cannot be read: the path contains a NUL character")
+    if given is None and not os.path.lexists(path):
+        return None
+    if not os.path.lexists(path):
+        raise ConfigError(f"{where} (from --config) does not exist")
     try:
-        ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+        data = read_regular_file(path, MAX_CONFIG_BYTES)  # a FIFO never blocks us
+    except UnreadableFile as err:
+        raise ConfigError(f"{where}: {err}") from None
+    try:
+        values = tomli.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{where}: not UTF-8 (byte {err.start})") from None
+    except (ValueError, RecursionError) as err:  # tomli raises ValueError for huge integers
+        raise ConfigError(f"{where}: not TOML: {err}") from None
+    unknown = sorted(set(values) - set(SETTINGS))
+    if unknown:
         raise ConfigError(
-            f"config 'timezone' has value {config.timezone!r}: not a known time zone"
-        ) from None
+            f"{where}: unknown setting(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(SETTINGS)}"
+        )
+    return ConfigFile(path=shown, values=values)
+
+
+def resolve_config(
+    flags: Mapping[str, object],
+    env: Mapping[str, str],
+    file: ConfigFile | None,
+    *,
+    uses: Collection[str] = tuple(SETTINGS),
+    required: Collection[str] = (),
+) -> RunConfig:
+    """Each setting a command `uses` from the first place that has it: flag, environment, file,
+    default. Every setting in the file is checked too, so a mistake shows whichever command
+    reads it. Then the paths are checked on disk (a missing bus folder is created)."""
+    file_values = file.values if file else {}
+    values: dict[str, object] = {}
+    origins: dict[str, str] = {}
+    for name in [n for n in SETTINGS if n in uses or n in file_values]:
+        found = _lookup(name, flags, env, file)
+        if found is None:
+            continue
+        raw, origin, base = found
+        try:
+            value = SETTINGS[name].parse(raw)
+        except _Invalid as why:
+            raise ConfigError(
+                f"config {name!r} from {origin} has value {_shown(raw)}: {why}"
+            ) from None
+        if SETTINGS[name].is_path and base and value != ":memory:":
+            value = os.path.join(base, str(value))
+        if name in uses:
+            values[name], origins[name] = value, origin
+    for name in required:
+        if name not in values:
+            raise ConfigError(
+                f"config {name!r} is not set: give {flag_name(name)}, {env_name(name)} "
+                f"or {name} in {DEFAULT_CONFIG_FILE}"
+            )
+    config = RunConfig(**values, origins=origins)  # type: ignore[arg-type]
+    _check(config, uses)
+    return config
+
+
+def _lookup(
+    name: str, flags: Mapping[str, object], env: Mapping[str, str], file: ConfigFile | None
+) -> tuple[object, str, str] | None:
+    """The raw value, where it came from, and the folder its relative paths start from."""
+    if flags.get(name) is not None:
+        return flags[name], flag_name(name), ""
+    if env_name(name) in env:
+        return env[env_name(name)], env_name(name), ""
+    if file is not None and name in file.values:
+        return file.values[name], file.path, os.path.dirname(file.path)
+    return None
+
+
+def _shown(raw: object) -> str:
+    """A value as it appears in a message: on one line, and not too long."""
+    if isinstance(raw, bool):
+        return str(raw).lower()
+    text = repr(raw)
+    return text if len(text) <= 200 else f"{text[:150]}... ({len(text)} characters)"
+
+
+def _check(config: RunConfig, uses: Collection[str]) -> None:
+    """Checks between settings, and of the paths on disk, for the settings a command uses."""
+    topics = [name for name in ("done_topic", "failed_topic", "files_topic") if name in uses]
+    for index, name in enumerate(topics):
+        for earlier in topics[:index]:
+            if getattr(config, name) == getattr(config, earlier):
+                origin = config.origins.get(earlier, "the default")
+                raise config.error(name, f"the same topic as {earlier!r} from {origin}")
+    checks = {"workflows": _workflows_problem, "db": _db_problem}
+    if config.bus == "file":
+        checks["bus_dir"] = _bus_dir_problem
+    for name, problem in checks.items():
+        value = getattr(config, name)
+        why = problem(value) if name in uses and value else ""
+        if why:
+            raise config.error(name, why)
+
+
+def _workflows_problem(path: str) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return "does not exist" if isinstance(err, FileNotFoundError) else str(err.strerror)
+    return "" if stat.S_ISDIR(mode) or stat.S_ISREG(mode) else "neither a folder nor a file"
+
+
+def _db_problem(path: str) -> str:
+    if path == ":memory:":
+        return ""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        folder = os.path.dirname(os.path.abspath(path))
+        return "" if os.path.isdir(folder) else f"its folder {folder!r} does not exist"
+    except OSError as err:
+        return str(err.strerror)
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a database file"
+    return "" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _bus_dir_problem(path: str) -> str:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        return "exists and is not a folder"
+    except OSError as err:
+        return f"cannot be created: {err.strerror}"
+    return ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cache.source import UnreadableFile, WorkflowSource
@@ -35,9 +35,14 @@ def validate_paths(paths: list[str]) -> list[FileReport]:
         except FileNotFoundError as err:
             reports.append(FileReport(file=path, error=str(err), unreadable=True))
             continue
-        for key, signature in sorted(source.scan().items()):
+        listing = source.scan()
+        for key, signature in sorted(listing.files.items()):
             shown = (Path(path) / key).as_posix() if source.is_dir else path
             reports.append(_validate_file(source, key, shown, signature))
+        for prefix, why in sorted(listing.unlisted.items()):
+            shown = (Path(path) / prefix).as_posix()
+            reports.append(FileReport(file=shown, error=_reword(why, prefix or ".", shown),
+                                      unreadable=True))  # fmt: skip
     return reports
 
 
@@ -45,12 +50,15 @@ def _validate_file(source: WorkflowSource, key: str, shown: str, signature: obje
     if isinstance(signature, UnreadableFile):
         return FileReport(file=shown, error=_reword(str(signature), key, shown), unreadable=True)
     try:
-        workflow = parse_workflow(source.read(key), shown)
+        # Parsed under its key, as the cache does: rules that depend on where the file sits
+        # (a meta-file's path) are judged the same way here and in `run`.
+        workflow = parse_workflow(source.read(key), key)
     except UnreadableFile as err:
         return FileReport(file=shown, error=_reword(str(err), key, shown), unreadable=True)
     except WorkflowError as err:
-        return FileReport(file=shown, error=str(err))
-    return FileReport(file=shown, phases=list(workflow.phases), warnings=list(workflow.warnings))
+        return FileReport(file=shown, error=_reword(str(err), key, shown))
+    phases = [replace(phase, file_path=shown) for phase in workflow.phases]
+    return FileReport(file=shown, phases=phases, warnings=list(workflow.warnings))
 
 
 def _reword(message: str, key: str, shown: str) -> str:
