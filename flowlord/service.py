@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cache import RefreshError, SQLiteCache
+from flowlord import lock
 from flowlord.bus import FileBus, MemoryBus
 from flowlord.config import RunConfig
+from flowlord.shutdown import Interrupted, Shutdown
 from flowlord.taskmaster import Taskmaster, Topics
-from flowlord.worker import NopWorker
+from flowlord.worker import FollowingConsumer, NopWorker, workflow_topics
 from workflow.schedule import CronTable
 
 log = logging.getLogger("flowlord")
@@ -32,14 +35,51 @@ def make_bus(config: RunConfig) -> FileBus | MemoryBus:
     return FileBus(Path(config.bus_dir)) if config.bus == "file" else MemoryBus()
 
 
-def run_taskmaster(config: RunConfig, stop: threading.Event) -> int:
-    """Cache, watcher, scheduler and resolver until `stop`; a broken file never stops start-up."""
-    cache = SQLiteCache(config.workflows, config.db)
+def run_taskmaster(config: RunConfig, stop: Shutdown) -> int:
+    """Cache, watcher, scheduler and resolver until `stop`; a broken file never stops start-up.
+
+    A stop signal during start-up ends it at once. Raises `lock.DatabaseInUse` when another
+    `flowlord run` holds the database.
+    """
+    with lock.holding(config.db, now=utc_now):
+        try:
+            return _run_taskmaster(config, stop)
+        except Interrupted as why:
+            log.info("flowlord stopped during start-up (%s)", why)
+            return 0
+
+
+def report_load_errors(cache: SQLiteCache, refresh_errors: dict[str, str]) -> None:
+    """Log every file that does not load (from now or an earlier run) and every folder that
+    cannot be listed; say whether the file's last good phases are kept."""
+    files = {f.file_path: f for f in cache.workflow_files()}
+    for file in files.values():
+        if file.error:
+            kept = "last good phases kept" if file.file_hash else "not loaded"
+            log.error("%s (%s)", file.error, kept)
+    for key, message in refresh_errors.items():
+        if key not in files:
+            log.error("%s (phases under it kept)", message)
+
+
+def _run_taskmaster(config: RunConfig, stop: Shutdown) -> int:
+    with stop.interruptible():
+        cache = SQLiteCache(config.workflows, config.db)
     try:
-        cache.refresh()
-    except RefreshError as err:
-        for message in err.errors.values():
-            log.error("%s (last good phases kept)", message)
+        return _serve(config, cache, stop)
+    finally:
+        cache.close()
+
+
+def _serve(config: RunConfig, cache: SQLiteCache, stop: Shutdown) -> int:
+    log.info("loading workflows from %s into %s", config.workflows, config.db)
+    with stop.interruptible():
+        try:
+            cache.refresh()
+            refresh_errors: dict[str, str] = {}
+        except RefreshError as err:
+            refresh_errors = err.errors
+        report_load_errors(cache, refresh_errors)
     bus = make_bus(config)
     topics = Topics(done=config.done_topic, failed=config.failed_topic, files=config.files_topic)
     producer = bus.producer()
@@ -50,13 +90,13 @@ def run_taskmaster(config: RunConfig, stop: threading.Event) -> int:
         jitter=random.Random().random, topics=topics, max_tasks=config.max_tasks,
     )  # fmt: skip
     try:
-        taskmaster.load_all()
-        cache.watch(taskmaster.on_change)
+        with stop.interruptible():
+            taskmaster.load_all()
+            cache.watch(taskmaster.on_change)
         log.info("flowlord running: workflows %s, db %s, bus %s", config.workflows, config.db,
                  config.bus_dir if config.bus == "file" else "memory")  # fmt: skip
         taskmaster.run(stop)
     finally:
-        cache.close()
         consumer.close()
         producer.close()
         log.info("flowlord stopped: %s", taskmaster.counters)
@@ -64,17 +104,40 @@ def run_taskmaster(config: RunConfig, stop: threading.Event) -> int:
 
 
 def run_nop_worker(
-    bus_dir: str, topics: list[str], stop: threading.Event, *, fail_first: Mapping[str, int]
+    config: RunConfig,
+    topics: Sequence[str],
+    stop: threading.Event,
+    *,
+    fail_first: Mapping[str, int],
 ) -> int:
-    bus = FileBus(Path(bus_dir))
-    consumer = bus.consumer(topics, group="worker-nop")
-    producer = bus.producer()
-    worker = NopWorker(consumer, producer, now=utc_now, fail_first=fail_first)
-    log.info("nop worker reading %s from %s", ", ".join(topics), bus_dir)
-    try:
-        worker.run(stop)
-    finally:
-        consumer.close()
-        producer.close()
-        log.info("nop worker stopped after %d task(s)", worker.handled)
+    """The demo worker on the file bus until `stop`: it reads `topics` and, with
+    `config.workflows`, every topic of those workflows, following files as they come and go."""
+    bus = FileBus(Path(config.bus_dir))
+    with contextlib.ExitStack() as stack:
+        cache = None
+        if config.workflows:
+            cache = SQLiteCache(config.workflows)
+            stack.callback(cache.close)
+            with contextlib.suppress(RefreshError):  # a broken file keeps its last good topics
+                cache.refresh()
+
+        def wanted() -> list[str]:
+            found = workflow_topics(cache.phases(), done_topic=config.done_topic) if cache else []
+            return sorted({*topics, *found})
+
+        consumer = FollowingConsumer(lambda t: bus.consumer(t, group="worker-nop"), wanted())
+        stack.callback(consumer.close)
+        producer = bus.producer()
+        stack.callback(producer.close)
+        if cache is not None:
+            cache.watch(lambda _keys: consumer.follow(wanted()))
+        worker = NopWorker(
+            consumer, producer, now=utc_now, done_topic=config.done_topic, fail_first=fail_first
+        )
+        log.info("nop worker reading %s from %s", ", ".join(consumer.topics) or "no topic yet",
+                 config.bus_dir)  # fmt: skip
+        try:
+            worker.run(stop)
+        finally:
+            log.info("nop worker stopped after %d task(s)", worker.handled)
     return 0

@@ -11,6 +11,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,13 +19,15 @@ from datetime import datetime
 
 from cache import SQLiteCache
 from flowlord.bus import Consumer, Message, Producer
-from flowlord.files import FileRules, MetaFiles
+from flowlord.files import MetaFiles
 from workflow import PhaseRecord, Result, Task
-from workflow.batch import DEFAULT_MAX_TASKS
+from workflow.batch import DEFAULT_MAX_TASKS, BatchError
+from workflow.files import FileRules
 from workflow.query import parse_query
 from workflow.resolve import Decision, Run, resolve, task_name
-from workflow.schedule import CronTable, cron_jobs, cron_task
+from workflow.schedule import CronTable, Firing, cron_jobs, cron_tasks
 from workflow.template import TemplateError
+from workflow.validate import status_has_error
 
 log = logging.getLogger("flowlord.taskmaster")
 
@@ -54,6 +57,7 @@ class Counters:
     alerts: int = 0
     bad_messages: int = 0
     phase_errors: int = 0
+    failures: int = 0
 
 
 @dataclass(slots=True)
@@ -77,7 +81,13 @@ class _Retries:
 
 
 class Taskmaster:
-    """Schedules cron phases, resolves done tasks, starts phases on file messages."""
+    """Schedules cron phases, resolves done tasks, starts phases on file messages.
+
+    Every unit of work (one message, one cron fire, one retry, one send, one changed file)
+    runs through `_contained`, the loop's one edge: a failure of any kind is logged with the
+    unit's name and counted, and the loop goes on; a message is acknowledged whatever its
+    handling did, so a restart never meets it again.
+    """
 
     def __init__(
         self,
@@ -111,13 +121,18 @@ class Taskmaster:
 
     # wiring
     def on_change(self, keys: list[str]) -> None:
-        """Called by the watch thread: queue the keys for the loop thread."""
+        """Called by the watch thread: queue the keys and wake the loop to apply them now."""
         self._changes.put(keys)
+        self._consumer.wakeup()
 
     def load_all(self) -> None:
-        """Schedule every file in the cache (at start-up)."""
-        keys = sorted({phase.file_path for phase in self._cache.phases()})
-        self._apply_changes(keys)
+        """Schedule every file in the cache (at start-up), in time linear in the phases."""
+        by_file: dict[str, list[PhaseRecord]] = {}
+        for phase in self._cache.phases_to_schedule():
+            by_file.setdefault(phase.file_path, []).append(phase)
+        now = self._now()  # one instant for all: jobs sharing a schedule share a next fire
+        for key, phases in by_file.items():
+            self._contained(f"scheduling {key}", lambda k=key, p=phases: self._schedule(k, now, p))
 
     def run(self, stop: threading.Event, *, poll: float = 0.2) -> None:
         """Loop until `stop`: each message is handled whole before the loop looks at `stop`."""
@@ -132,12 +147,34 @@ class Taskmaster:
         while not self._changes.empty():
             self._apply_changes(self._changes.get())
         self.fire_due()
-        message = self._consumer.receive(timeout)
+        message = self._receive(timeout)
         if message is None:
             return False
-        self.handle(message)
-        self._consumer.ack(message)
+        where = f"message {message.topic}@{message.offset}"
+        self._contained(where, lambda: self.handle(message))
+        self._contained(f"ack of {where}", lambda: self._consumer.ack(message))
         return True
+
+    def _contained(self, unit: str, work: Callable[[], object]) -> bool:
+        """Run one unit of work; any failure is logged with the unit's name, counted, and the
+        loop goes on. Returns whether the unit succeeded."""
+        try:
+            work()
+        except Exception:
+            self.counters.failures += 1
+            log.exception("%s failed (contained; going on)", unit)
+            return False
+        return True
+
+    def _receive(self, timeout: float) -> Message | None:
+        """The next message; a bus that fails is reported and retried after `timeout`."""
+        try:
+            return self._consumer.receive(timeout)
+        except Exception:
+            self.counters.failures += 1
+            log.exception("receiving from the bus failed; retrying")
+            time.sleep(timeout)  # at most one poll: a failing bus must not spin the loop
+            return None
 
     # cron and retries
     def fire_times(self, file_path: str, task: str) -> tuple[datetime, datetime] | None:
@@ -147,13 +184,22 @@ class Taskmaster:
     def fire_due(self) -> None:
         now = self._now()
         for firing in self._table.due(now):
-            try:
-                task = cron_task(firing, task_id=self._new_id(), created=now)
-            except TemplateError as err:
-                self._phase_error(f"{firing.job.phase.file_path}: {firing.job.phase.task}: {err}")
-                continue
-            self._send(task.type, task)
+            unit = f"cron fire of {firing.job.phase.file_path}: {firing.job.phase.task}"
+            self._contained(unit, lambda f=firing: self._fire(f, now))
         for task in self._retries.due(now):
+            self._send(task.type, task)
+
+    def _fire(self, firing: Firing, now: datetime) -> None:
+        phase = firing.job.phase
+        try:
+            tasks = cron_tasks(
+                firing, new_id=self._new_id, created=now, meta_rows=self._meta_files.rows,
+                max_tasks=self._max_tasks,
+            )  # fmt: skip
+        except (BatchError, TemplateError) as err:
+            self._phase_error(f"{phase.file_path}: {phase.task}: {err}")
+            return
+        for task in tasks:
             self._send(task.type, task)
 
     def seconds_to_wait(self, poll: float) -> float:
@@ -168,22 +214,38 @@ class Taskmaster:
         now = self._now()
         for key in keys:
             if key.startswith("-"):
-                self._table.remove_file(key[1:])
-                self._files.remove_file(key[1:])
-                self._requirers.pop(key[1:], None)
-                continue
-            try:
-                phases = self._cache.phases(key)
-                jobs, problems = cron_jobs(phases)
-            except Exception as err:  # keep the old schedule whatever went wrong
-                log.error("rescheduling %s failed, old schedule kept: %s", key, err)
-                continue
-            for problem in problems.values():
-                self._phase_error(problem)
-            self._table.set_file(key, jobs, now)
-            self._files.set_file(key, phases)
-            self._requirers[key] = [p for p in phases if "require" in parse_query(p.rule)]
-            log.info("scheduled %s: %d cron job(s)", key, len(jobs))
+                self._unschedule(key[1:])
+            else:
+                self._contained(f"rescheduling {key}", lambda k=key: self._schedule(k, now))
+
+    def _unschedule(self, key: str) -> None:
+        self._table.remove_file(key)
+        self._files.remove_file(key)
+        self._requirers.pop(key, None)
+        log.info("unscheduled %s: the file is gone", key)
+
+    def _schedule(self, key: str, now: datetime, phases: list[PhaseRecord] | None = None) -> None:
+        """(Re)schedule one file; nothing changes until its new jobs are all computed.
+
+        Logs one line per file with each cron phase's next fire time and the time zone.
+        """
+        if phases is None:
+            phases = self._cache.phases(key)
+        jobs, problems = cron_jobs(phases)
+        runnable = [p for p in phases if not status_has_error(p.status)]
+        upcoming = self._table.set_file(key, jobs, now)
+        self._files.set_file(key, runnable)
+        self._requirers[key] = [
+            p for p in runnable if "require=" in p.rule and "require" in parse_query(p.rule)
+        ]
+        fires = ", ".join(f"{f.job.phase.task} at {f.at.isoformat()}" for f in upcoming)
+        zone = getattr(self._table.zone, "key", self._table.zone)
+        log.info("scheduled %s: %s", key, f"next fires {fires} ({zone})" if fires else "no cron")
+        for phase in phases:
+            if status_has_error(phase.status):
+                log.error("%s: %s will not run: %s", key, phase.task, phase.status)
+        for problem in problems.values():
+            self._phase_error(problem)
 
     # messages
     def handle(self, message: Message) -> None:
@@ -242,7 +304,10 @@ class Taskmaster:
 
     def _handle_file(self, message: Message) -> None:
         try:
-            tasks, errors = self._files.tasks(message.body, new_id=self._new_id, now=self._now())
+            tasks, errors = self._files.tasks(
+                message.body, new_id=self._new_id, now=self._now(),
+                meta_rows=self._meta_files.rows, max_tasks=self._max_tasks,
+            )  # fmt: skip
         except ValueError as err:
             self._bad_message(message, str(err))
             return
@@ -260,9 +325,11 @@ class Taskmaster:
         return completed
 
     def _send(self, topic: str, task: Task) -> None:
-        self._producer.send(topic, task.to_json())
-        self.counters.sent += 1
-        log.info("sent %s %s %s", topic, task.id, task.info)
+        """Each send is a unit of its own: one task that cannot be sent stops no other."""
+        if self._contained(f"send of {task_name(task)} {task.id} to {topic}",
+                           lambda: self._producer.send(topic, task.to_json())):  # fmt: skip
+            self.counters.sent += 1
+            log.info("sent %s %s %s", topic, task.id, task.info)
 
     def _bad_message(self, message: Message, why: str) -> None:
         self.counters.bad_messages += 1

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from flowlord.files import MetaFiles, glob_pattern
+from flowlord.files import MetaFiles
 from tests.conftest import write
 from workflow.batch import BatchError
+from workflow.files import glob_pattern
 
 
 @pytest.mark.parametrize(
