@@ -199,8 +199,9 @@ class Taskmaster:
         except (BatchError, TemplateError) as err:
             self._phase_error(f"{phase.file_path}: {phase.task}: {err}")
             return
-        for task in tasks:
-            self._send(task.type, task)
+        sent = sum(self._send(task.type, task) for task in tasks)
+        log.info("fired %s: %s at %s: %d task(s) sent %s", phase.file_path, phase.task,
+                 firing.at.isoformat(), sent, " ".join(t.id for t in tasks[:3]))  # fmt: skip
 
     def seconds_to_wait(self, poll: float) -> float:
         """Seconds until the next fire or retry, at most `poll` (changes arrive meanwhile)."""
@@ -324,12 +325,18 @@ class Taskmaster:
             self._completed.popitem(last=False)
         return completed
 
-    def _send(self, topic: str, task: Task) -> None:
-        """Each send is a unit of its own: one task that cannot be sent stops no other."""
+    def _send(self, topic: str, task: Task) -> bool:
+        """Each send is a unit of its own: one task that cannot be sent stops no other.
+
+        Logged at debug level: at thousands of tasks a second, a line each would cost more
+        than the send (cron fires, retries, failures and alerts are logged at info and up).
+        """
         if self._contained(f"send of {task_name(task)} {task.id} to {topic}",
                            lambda: self._producer.send(topic, task.to_json())):  # fmt: skip
             self.counters.sent += 1
-            log.info("sent %s %s %s", topic, task.id, task.info)
+            log.debug("sent %s %s %s", topic, task.id, task.info)
+            return True
+        return False
 
     def _bad_message(self, message: Message, why: str) -> None:
         self.counters.bad_messages += 1

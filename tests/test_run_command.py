@@ -78,7 +78,7 @@ def test_run_and_nop_worker_move_tasks_through_a_workflow(tmp_path: Path) -> Non
     failed_first = [t for t in done if t.type == "transform" and t.result == "error"]
     assert len(failed_first) == 1  # then retried
     assert "broken.toml: line 1: TOML syntax" in log
-    assert "sent extract" in log
+    assert "fired etl.toml: extract at " in log
     for path in (tmp_path / "bus").glob("*.jsonl"):  # every line whole after the shutdown
         for line in path.read_text().splitlines():
             Task.from_json(line)

@@ -57,6 +57,7 @@ class TopicReader:
         self._lines: deque[Line] = deque()
         self._open: _Open | None = None
         self._lock: int | None = None
+        self._absent_at: int | None = None  # the folder's mtime when the topic had no file
 
     @property
     def sealed_below(self) -> int:
@@ -142,9 +143,17 @@ class TopicReader:
         self.position = self._scan = end
 
     def _open_position(self) -> bool:
-        """Open the segment holding `position`; False when the topic has no file yet."""
+        """Open the segment holding `position`; False when the topic has no file yet.
+
+        A topic without a file is looked for again only once the folder changed (one `stat`
+        of the folder, not an open and a stat of its files on every receive).
+        """
+        folder_mtime = os.stat(self.files.folder).st_mtime_ns
+        if folder_mtime == self._absent_at:
+            return False
         lock = self._lock_fd()
         if lock is None:
+            self._absent_at = folder_mtime
             return False
         with locked(lock, fcntl.LOCK_SH):
             sealed = self.files.sealed()

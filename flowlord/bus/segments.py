@@ -48,16 +48,16 @@ class TopicFiles:
         self.active = folder / f"{topic}.jsonl"
         self.lock = folder / f"{topic}.lock"
         self.base_path = folder / f"{topic}.base"
-        self._folder = folder
+        self.folder = folder
         self._sealed_name = re.compile(re.escape(f"{topic}.jsonl.") + "([0-9]{20})")
 
     def sealed_path(self, base: int) -> Path:
-        return self._folder / f"{self.topic}.jsonl.{base:020d}"
+        return self.folder / f"{self.topic}.jsonl.{base:020d}"
 
     def sealed(self) -> list[Segment]:
         """The sealed segments on disk, oldest first."""
         found = []
-        with os.scandir(self._folder) as entries:
+        with os.scandir(self.folder) as entries:
             for entry in entries:
                 match = self._sealed_name.fullmatch(entry.name)
                 if match is not None:
@@ -85,7 +85,7 @@ class TopicFiles:
 
     def write_base(self, base: int) -> None:
         """Replace the sidecar by temp file and rename (rare: once per roll)."""
-        fd, temp = tempfile.mkstemp(dir=self._folder, prefix=f".{self.base_path.name}.")
+        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=f".{self.base_path.name}.")
         try:
             with os.fdopen(fd, "w") as file:
                 file.write(f"{base}\n")

@@ -1,0 +1,209 @@
+"""Nothing stops `flowlord run`: every input channel fed bad data, with real processes.
+
+Done and file messages that are poison, a cron phase whose meta-file is a FIFO, a files rule
+whose meta-file is a symlink loop, a poison workflow file saved while it runs: the process logs
+each, goes on, still moves the good tasks, stops on SIGTERM, and a restart meets none of the
+bad messages again (they were acknowledged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from flowlord.bus import FileBus
+from tests.conftest import write
+
+ROOT = Path(__file__).resolve().parent.parent
+DEADLINE = 30.0
+GOOD = """
+[[Phase]]
+task = "parent"
+rule = "cron=0 0 1 1 *"
+template = "?day={yyyy}-{mm}-{dd}"
+
+[[Phase]]
+task = "child"
+dependsOn = "parent"
+template = "?day={yyyy}-{mm}-{dd}"
+
+[[Phase]]
+task = "slow"
+rule = "cron=0 0 1 1 *&retry_delay=99999999h"
+retry = 3
+
+[[Phase]]
+task = "ingest"
+rule = "files=/in/*.csv"
+template = "{meta:file}"
+
+[[Phase]]
+task = "fifo"
+rule = "files=/fifo/*.csv&meta-file=pipe.csv"
+template = "{meta:file}?r={meta:region}"
+
+[[Phase]]
+task = "loop"
+rule = "files=/loop/*.csv&meta-file=loop.csv"
+template = "{meta:file}"
+
+[[Phase]]
+task = "tick"
+rule = "cron=* * * * * *&meta-file=pipe.csv"
+template = "?r={meta:region}"
+"""
+DEEP = "[" * 100_000 + "]" * 100_000
+BAD_DONE = [
+    {"type": "parent", "info": "?time=9999-12-31T23:59:59-01:00", "meta": "workflow=good.toml",
+     "id": "edge", "result": "complete"},
+    {"type": "parent", "meta": "workflow=good.toml", "id": "deep", "result": "complete"},
+    "not json at all",
+    {"type": 5},
+    {"type": "parent", "result": "maybe", "meta": "workflow=good.toml"},
+    {"type": "parent", "meta": "workflow=nowhere.toml", "id": "lost", "result": "complete"},
+]  # fmt: skip
+BAD_FILES = ["[]", '{"path": ""}', json.dumps({"path": DEEP}), '{"path": "/fifo/a.csv"}',
+             '{"path": "/loop/a.csv"}']  # fmt: skip
+
+
+def line(message: object) -> str:
+    if isinstance(message, str):
+        return message
+    if message.get("id") == "deep":  # type: ignore[union-attr]
+        return json.dumps(message)[:-1] + ', "x": ' + DEEP + "}"
+    return json.dumps(message)
+
+
+def append(path: Path, lines: list[str]) -> None:
+    with open(path, "a") as file:
+        for text in lines:
+            file.write(text + "\n")
+
+
+def start(home: Path, log: str) -> subprocess.Popen[bytes]:
+    with open(home / log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flowlord", "run", "--workflows", "wf"],
+            cwd=home, stdout=subprocess.DEVNULL, stderr=out,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+
+
+def wait_until(check: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
+    """Poll another process's output until `check` holds; fail if it dies or time runs out."""
+    deadline = time.monotonic() + DEADLINE
+    while not check():
+        assert process.poll() is None, f"flowlord run died while waiting for {what}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)  # bounded polling of another process's files
+
+
+def tasks_on(bus: Path, topic: str) -> list[dict[str, str]]:
+    path = FileBus(bus).topic_path(topic)
+    return [json.loads(text) for text in path.read_text().splitlines()] if path.exists() else []
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.slow
+def test_run_survives_every_input_channel_and_restarts_cleanly(tmp_path: Path) -> None:
+    wf = tmp_path / "wf"
+    write(wf, "good.toml", GOOD)
+    os.mkfifo(wf / "pipe.csv")
+    (wf / "loop.csv").symlink_to(wf / "loop2.csv")
+    (wf / "loop2.csv").symlink_to(wf / "loop.csv")
+    bus = tmp_path / "bus"
+    bus.mkdir()
+    append(bus / "done.jsonl", [line(m) for m in BAD_DONE])
+    slow = {"type": "slow", "meta": "workflow=good.toml", "id": "s1", "result": "error"}
+    append(bus / "done.jsonl", [json.dumps(slow)])
+    append(bus / "files.jsonl", BAD_FILES)
+    run = start(tmp_path, "run1.log")
+    log = tmp_path / "run1.log"
+    try:
+        wait_until(lambda: "flowlord running" in log.read_text(), run, "start-up")
+        append(bus / "done.jsonl", [json.dumps({"type": "parent", "info": "?day=2026-11-20",
+                                                "meta": "workflow=good.toml", "id": "ok1",
+                                                "result": "complete"})])  # fmt: skip
+        append(bus / "files.jsonl", ['{"path": "/in/2026-11-20.csv"}'])
+        wait_until(lambda: any(t["id"] == "ok1" for t in tasks_on(bus, "child")), run, "child")
+        wait_until(lambda: tasks_on(bus, "ingest") != [], run, "the files task")
+        wait_until(lambda: "tick: meta-file=pipe.csv" in log.read_text(), run, "a cron fire")
+        write(wf, "poison.toml", "[[Phase]]\ntask = " + "[" * 600 + "]" * 600 + "\n")
+        wait_until(lambda: "TOML nested too deeply" in log.read_text(), run, "the poison file")
+        write(wf, "late.toml", GOOD.replace('"parent"', '"late"').replace("child", "late-child"))
+        wait_until(lambda: "scheduled late.toml" in log.read_text(), run, "a later good save")
+        assert run.poll() is None
+        assert stop(run) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert text.count("bad message on done") == len(BAD_DONE), text
+    assert "no phase for parent in workflow 'nowhere.toml'" in text
+    assert "invalid time='9999-12-31T23:59:59-01:00'" in text
+    assert text.count("bad message on files") == 3, text
+    assert "fifo: meta-file=pipe.csv: not a regular file" in text
+    assert "loop: meta-file=loop.csv: cannot read" in text
+    assert "tick: meta-file=pipe.csv: not a regular file" in text
+    assert "slow will not run: invalid duration: retry_delay=99999999h (out of range)" in text
+    failed = tasks_on(bus, "retry-failed")
+    assert [t["id"] for t in failed] == ["s1"]  # no retry time ever computed for it
+    assert [t["info"] for t in tasks_on(bus, "ingest")] == ["/in/2026-11-20.csv"]
+
+    # A restart meets none of the bad messages again, and keeps working.
+    (wf / "pipe.csv").unlink()
+    again = start(tmp_path, "run2.log")
+    log2 = tmp_path / "run2.log"
+    try:
+        wait_until(lambda: "flowlord running" in log2.read_text(), again, "the restart")
+        append(bus / "done.jsonl", [json.dumps({"type": "parent", "info": "?day=2026-11-21",
+                                                "meta": "workflow=good.toml", "id": "ok2",
+                                                "result": "complete"})])  # fmt: skip
+        wait_until(lambda: any(t["id"] == "ok2" for t in tasks_on(bus, "child")), again, "ok2")
+        assert stop(again) == 0
+    finally:
+        if again.poll() is None:
+            again.kill()
+            again.wait()
+    text2 = log2.read_text()
+    assert "bad message" not in text2, text2
+    assert "poison.toml: TOML nested too deeply" in text2  # a broken file is named at start
+    assert [t["id"] for t in tasks_on(bus, "child")] == ["ok1", "ok2"]
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_long_start_up_stops_at_once(tmp_path: Path) -> None:
+    wf = tmp_path / "wf"
+    for number in range(3000):
+        write(wf, f"f{number:04d}.toml", f'[[Phase]]\ntask = "t{number}"\nrule = "cron=@daily"\n')
+    run = start(tmp_path, "run.log")
+    log = tmp_path / "run.log"
+    try:
+        wait_until(lambda: "loading workflows" in log.read_text(), run, "the start of loading")
+        assert stop(run) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    text = log.read_text()
+    assert "stopped during start-up (stopped by SIGTERM)" in text, text
+    assert "flowlord running" not in text
