@@ -8,8 +8,9 @@ import pytest
 
 from flowlord.files import MetaFiles
 from tests.conftest import write
+from workflow import PhaseRecord
 from workflow.batch import BatchError
-from workflow.files import glob_pattern
+from workflow.files import FileRules, glob_pattern
 
 
 @pytest.mark.parametrize(
@@ -46,3 +47,37 @@ def test_meta_file_outside_the_folder_is_refused(tmp_path: Path, name: str) -> N
 def test_meta_file_missing(tmp_path: Path) -> None:
     with pytest.raises(BatchError, match=r"meta-file=gone\.csv: cannot read"):
         MetaFiles(tmp_path).rows("etl.toml", "gone.csv")
+
+
+def rules_of(**globs: str) -> FileRules:
+    """One workflow file per keyword, each with one files rule; the phase's task is the key."""
+    rules = FileRules()
+    for key, glob in globs.items():
+        phase = PhaseRecord(task=key, rule=f"files={glob}", file_path=f"{key}.toml")
+        rules.set_file(f"{key}.toml", [phase])
+    return rules
+
+
+def test_every_matching_rule_is_found_whatever_its_literal_piece() -> None:
+    rules = rules_of(
+        a="s3://b/in/*.csv", b="*/in/*.csv", c="**", d="s3://b/*/x.csv", e="*.csv",
+        f="s3://b/in/x.json", g="?3://b/in/x.csv",
+    )  # fmt: skip
+    found = [phase.task for phase in rules.matching("s3://b/in/x.csv")]
+    assert found == ["a", "c", "d", "g"]  # b: `*` stays in one segment; e: same; f: .json
+    assert [p.task for p in rules.matching("in/in/x.csv")] == ["b", "c"]
+    assert [p.task for p in rules.matching("x.csv")] == ["c", "e"]
+
+
+def test_a_piece_found_twice_in_a_path_matches_once() -> None:
+    rules = rules_of(a="**/ab/**")
+    assert [p.task for p in rules.matching("ab/ab/ab/ab")] == ["a"]
+
+
+def test_rules_of_a_removed_or_replaced_file_are_gone() -> None:
+    rules = rules_of(a="/in/*.csv", b="/in/*.csv")
+    rules.remove_file("a.toml")
+    assert [p.task for p in rules.matching("/in/x.csv")] == ["b"]
+    rules.set_file("b.toml", [PhaseRecord(task="b", rule="files=/other/*", file_path="b.toml")])
+    assert rules.matching("/in/x.csv") == []
+    assert len(rules) == 1

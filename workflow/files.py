@@ -1,9 +1,9 @@
 """Files rules (`files=<glob>`): which phases a file message starts, and the tasks it makes.
 
 Pure: the taskmaster hands in the message body, ids and `now`. Globs are compiled once, when
-a workflow file is scheduled, into an index keyed by each glob's literal prefix, so matching a
-path looks only at the rules whose prefix it starts with (well under a millisecond at 10,000
-rules, where a regex per rule costs several).
+a workflow file is scheduled, into an index (see `FileRules`), so matching a path looks only at
+the rules it can match: well under a millisecond at 10,000 rules, where a regex per rule costs
+several.
 """
 
 from __future__ import annotations
@@ -36,28 +36,33 @@ def glob_pattern(glob: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
-    """One compiled glob: its literal prefix and suffix are checked before the regex."""
+    """One compiled glob, indexed by its longest literal piece (which any match contains)."""
 
     phase: PhaseRecord
     position: int
-    prefix: str
-    suffix: str
+    piece: str
     pattern: re.Pattern[str]
 
 
 def _compile(phase: PhaseRecord, position: int, glob: str) -> _Rule:
-    pieces = _WILDCARD.split(glob)
-    prefix, suffix = pieces[0], pieces[-1] if len(pieces) > 1 else ""
-    return _Rule(phase, position, prefix, suffix, glob_pattern(glob))
+    piece = max(_WILDCARD.split(glob), key=len)
+    return _Rule(phase, position, piece, glob_pattern(glob))
 
 
 class FileRules:
-    """The phases of each workflow file that a file message can start, indexed by prefix."""
+    """The phases of each workflow file that a file message can start.
+
+    Every rule is indexed by the longest literal piece of its glob, which any path it matches
+    must contain. A path is looked up by its substrings of the lengths that occur as pieces
+    (one dict lookup each, a few hundred for a usual path), and only the rules found there are
+    matched by regex: prefix-anchored globs (`s3://bucket/x/*.csv`) and globs that start with
+    a wildcard (`*/part-1-*.csv`) alike cost microseconds, not a regex per rule.
+    """
 
     def __init__(self) -> None:
         self._by_file: dict[str, list[_Rule]] = {}
-        self._by_prefix: dict[str, dict[tuple[str, str], _Rule]] = {}
-        self._prefix_lengths: Counter[int] = Counter()
+        self._by_piece: dict[str, dict[tuple[str, str], _Rule]] = {}
+        self._piece_lengths: Counter[int] = Counter()
 
     def set_file(self, key: str, phases: Iterable[PhaseRecord]) -> None:
         """Replace the rules of one file with its phases that have a `files=` glob."""
@@ -71,30 +76,32 @@ class FileRules:
         if rules:
             self._by_file[key] = rules
         for rule in rules:
-            self._by_prefix.setdefault(rule.prefix, {})[(key, rule.phase.task)] = rule
-            self._prefix_lengths[len(rule.prefix)] += 1
+            self._by_piece.setdefault(rule.piece, {})[(key, rule.phase.task)] = rule
+            self._piece_lengths[len(rule.piece)] += 1
 
     def remove_file(self, key: str) -> None:
         for rule in self._by_file.pop(key, ()):
-            bucket = self._by_prefix[rule.prefix]
+            bucket = self._by_piece[rule.piece]
             del bucket[(key, rule.phase.task)]
             if not bucket:
-                del self._by_prefix[rule.prefix]
-            self._prefix_lengths[len(rule.prefix)] -= 1
-            if not self._prefix_lengths[len(rule.prefix)]:
-                del self._prefix_lengths[len(rule.prefix)]
+                del self._by_piece[rule.piece]
+            self._piece_lengths[len(rule.piece)] -= 1
+            if not self._piece_lengths[len(rule.piece)]:
+                del self._piece_lengths[len(rule.piece)]
 
     def __len__(self) -> int:
         return sum(len(rules) for rules in self._by_file.values())
 
     def matching(self, path: str) -> list[PhaseRecord]:
         """The phases whose glob matches `path`, by file key, then file order."""
-        found = []
-        for length in self._prefix_lengths:
-            bucket = self._by_prefix.get(path[:length]) if length <= len(path) else None
-            for rule in (bucket or {}).values():
-                if path.endswith(rule.suffix) and rule.pattern.match(path):
-                    found.append(rule)
+        candidates: dict[tuple[str, str], _Rule] = {}
+        by_piece = self._by_piece
+        for length in self._piece_lengths:
+            for start in range(len(path) - length + 1):
+                bucket = by_piece.get(path[start : start + length])
+                if bucket:
+                    candidates.update(bucket)
+        found = [rule for rule in candidates.values() if rule.pattern.match(path)]
         found.sort(key=lambda rule: (rule.phase.file_path, rule.position))
         return [rule.phase for rule in found]
 

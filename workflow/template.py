@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from workflow.query import parse_query
 
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][\w-]*)(?::([^{}]*))?\}")
+_PLACEHOLDER_PARTS_RE = re.compile(r"\{([A-Za-z_][\w-]*)(:[^{}]*)?\}")  # the colon kept: {x:}
 
 _DATE = r"(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})"
 _CLOCK = r":(?P<mi>[0-9]{2}):(?P<s>[0-9]{2})(?:\.(?P<f>[0-9]+))?"
@@ -87,14 +88,15 @@ def template_problem(template: str, fillable_meta: Collection[str] | None) -> st
     `fillable_meta` is the meta every task of the phase carries, or None when unknown (then
     only unknown keys are found). Checked by validation, so that run never meets the error.
     """
-    for match in _PLACEHOLDER_RE.finditer(template):
-        key, name = match.group(1, 2)
-        if key == "meta" and name is not None:
+    for key, colon_name in _PLACEHOLDER_PARTS_RE.findall(template):
+        shown = f"{{{key}{colon_name}}}"
+        if key == "meta" and colon_name:
+            name = colon_name[1:]
             if fillable_meta is not None and name not in fillable_meta:
                 carried = ", ".join(sorted(fillable_meta)) or "none"
-                return f"{match.group(0)} is never set: this phase's tasks carry meta {carried}"
-        elif name is not None or key not in TIME_KEYS:
-            return f"unknown template key {match.group(0)}"
+                return f"{shown} is never set: this phase's tasks carry meta {carried}"
+        elif colon_name or key not in TIME_KEYS:
+            return f"unknown template key {shown}"
     return ""
 
 

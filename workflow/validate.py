@@ -8,6 +8,7 @@ is an error here, and `run` leaves out every phase whose status has an error.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -88,20 +89,51 @@ def _shape_findings(
 
 def _runnable_findings(phase: Phase, rule: dict[str, str], *, tasks: set[str]) -> list[str]:
     """What `run` would fail on: durations, the topic, the template, batch and require rules."""
-    bad_durations = [key for key in DURATION_KEYS if key in rule and _duration(rule[key]) is None]
-    findings = [f"invalid duration: {key}={rule[key]}" for key in bad_durations]
+    facts = _rule_facts(phase.rule, phase.file_path.count("/"))
+    findings = list(facts.bad_durations)
     if not is_valid_topic(phase.topic):
         findings.append(f"invalid topic: {phase.topic}")
-    out_of_range = _out_of_range(rule, bad_durations)
-    findings += [f"invalid duration: {key}={rule[key]} (out of range)" for key in out_of_range]
-    skip_batch = "for" in bad_durations or "for" in out_of_range
-    batch_problem, batch_meta = _batch_check(rule, phase, skip=skip_batch)
-    problem = template_problem(phase.template, _fillable_meta(phase, rule, batch_meta))
-    if problem:
-        findings.append(f"invalid template: {problem}")
-    if batch_problem:
-        findings.append(batch_problem)
-    return findings + _require_findings(rule, tasks=tasks)
+    findings += facts.out_of_range
+    if "{" in phase.template:
+        fillable = _fillable_meta(phase, rule, facts.batch_meta)
+        problem = _template_problem(phase.template, fillable)
+        if problem:
+            findings.append(f"invalid template: {problem}")
+    if facts.batch_problem:
+        findings.append(facts.batch_problem)
+    return findings + _require_findings(rule, tasks=tasks) if "require" in rule else findings
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleFacts:
+    """What a rule alone says about running its phase (memoized: workflows repeat rules)."""
+
+    bad_durations: tuple[str, ...]
+    out_of_range: tuple[str, ...]
+    batch_problem: str
+    batch_meta: frozenset[str] | None
+
+
+@lru_cache(maxsize=16384)
+def _rule_facts(rule_text: str, depth: int) -> _RuleFacts:
+    """`depth` is how many folders deep the workflow file sits (a meta-file may climb that
+    many)."""
+    rule = parse_query(rule_text)
+    bad = [key for key in DURATION_KEYS if key in rule and _duration(rule[key]) is None]
+    out_of_range = _out_of_range(rule, bad)
+    skip_batch = "for" in bad or "for" in out_of_range
+    batch_problem, batch_meta = _batch_check(rule, depth, skip=skip_batch)
+    return _RuleFacts(
+        bad_durations=tuple(f"invalid duration: {key}={rule[key]}" for key in bad),
+        out_of_range=tuple(f"invalid duration: {k}={rule[k]} (out of range)" for k in out_of_range),
+        batch_problem=batch_problem,
+        batch_meta=None if batch_meta is None else frozenset(batch_meta),
+    )
+
+
+@lru_cache(maxsize=16384)
+def _template_problem(template: str, fillable: frozenset[str] | None) -> str:
+    return template_problem(template, fillable)
 
 
 def status_has_error(status: str) -> bool:
@@ -148,7 +180,7 @@ def _every_out_of_range(expr: str) -> bool:
     return isinstance(schedule, EverySchedule) and not in_go_range(schedule.interval)
 
 
-def _batch_check(rule: dict[str, str], phase: Phase, *, skip: bool) -> tuple[str, set[str] | None]:
+def _batch_check(rule: dict[str, str], depth: int, *, skip: bool) -> tuple[str, set[str] | None]:
     """A batch rule's finding ("" when fine) and the meta keys its items add (None: unknown,
     as a meta-file's columns are). Expanded once, by the same code as at run time."""
     if skip or not any(key in rule for key in BATCH_KEYS):
@@ -157,7 +189,7 @@ def _batch_check(rule: dict[str, str], phase: Phase, *, skip: bool) -> tuple[str
     try:
         items = expand(rule, _REFERENCE_TIME, meta_rows=rows, max_tasks=DEFAULT_MAX_TASKS)
         if "meta-file" in rule:
-            _check_meta_file_name(rule["meta-file"], phase.file_path)
+            _check_meta_file_name(rule["meta-file"], depth)
     except BatchError as err:
         value = rule.get(err.key, "")
         reason = str(err).removeprefix(f"{err.key}={value}: ")
@@ -167,19 +199,20 @@ def _batch_check(rule: dict[str, str], phase: Phase, *, skip: bool) -> tuple[str
     return "", {key for item in items for key in item.meta}
 
 
-def _check_meta_file_name(name: str, file_path: str) -> None:
+def _check_meta_file_name(name: str, depth: int) -> None:
     """What can be known of a meta-file without reading it: its type, and that its path stays
     inside the workflow folder (relative to the workflow file, never absolute)."""
     if not name.lower().endswith((".csv", ".json", ".jsonl", ".ndjson")):
         raise BatchError("meta-file", "unsupported meta-file type: use .csv, .json or .jsonl")
-    depth = file_path.count("/")
     for part in name.split("/"):
         depth += -1 if part == ".." else 0 if part in ("", ".") else 1
         if depth < 0 or name.startswith("/"):
             raise BatchError("meta-file", "outside the workflow folder")
 
 
-def _fillable_meta(phase: Phase, rule: dict[str, str], batch_meta: set[str] | None) -> set | None:
+def _fillable_meta(
+    phase: Phase, rule: dict[str, str], batch_meta: frozenset[str] | None
+) -> frozenset[str] | None:
     """The meta keys every task of this phase is sure to carry; None when it cannot be known
     (a child gets its parent's meta, a meta-file its columns)."""
     if phase.depends_on or batch_meta is None:
@@ -188,7 +221,7 @@ def _fillable_meta(phase: Phase, rule: dict[str, str], batch_meta: set[str] | No
                if key in rule]  # fmt: skip
     if not sources:
         return None  # not scheduled at all: reported as such
-    fillable = set.intersection(*(set(keys) for keys in sources)) | batch_meta
+    fillable = frozenset.intersection(*sources) | batch_meta
     return fillable | {"job"} if phase.job else fillable
 
 
