@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 _META = re.compile(r"\{meta:([^{}]+)\}")
 
@@ -32,8 +33,11 @@ class Requirement:
         return any(satisfied(required, {task}) for required in self.tasks)
 
 
+@lru_cache(maxsize=4096)
 def parse_require(text: str) -> Requirement:
-    """Parse a `require=` value; ValueError naming the item for one that is neither form."""
+    """Parse a `require=` value; ValueError naming the item for one that is neither form.
+
+    Memoized (the value is immutable): it is read for every child of every done task."""
     meta_keys: list[str] = []
     tasks: list[str] = []
     for item in (part.strip() for part in text.split(",")):
