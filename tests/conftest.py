@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -46,3 +47,13 @@ def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cache
     yield build
     for cache in made:
         cache.close()
+
+
+@pytest.fixture
+def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Commands read ./flowlord.toml and write ./flowlord.db by default: not in the checkout,
+    and with no FLOWLORD_* setting of the machine running the tests."""
+    monkeypatch.chdir(tmp_path)
+    for name in [name for name in os.environ if name.startswith("FLOWLORD_")]:
+        monkeypatch.delenv(name)
+    return tmp_path

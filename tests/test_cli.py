@@ -26,12 +26,7 @@ WARNS = '[[Phase]]\ntask = "a"\nrule = "cron=@daily"\nretry = 11\n'
 ERRS = '[[Phase]]\ntask = "a"\ndependsOn = "missing"\n'
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commands read ./flowlord.toml and write ./flowlord.db by default: not in the checkout."""
-    monkeypatch.chdir(tmp_path)
-    for name in [name for name in os.environ if name.startswith("FLOWLORD_")]:
-        monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("cli_home")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,11 +31,7 @@ rule = "cron=@hourly"
 """
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in [name for name in os.environ if name.startswith("FLOWLORD_")]:
-        monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("cli_home")
 
 
 def test_schedule_lists_next_fires_in_the_time_zone(

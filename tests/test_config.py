@@ -26,10 +26,8 @@ def workflows(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Relative flags and environment values start from the current folder: tmp_path here."""
-    monkeypatch.chdir(tmp_path)
+# Relative flags and environment values start from the current folder: tmp_path here.
+pytestmark = pytest.mark.usefixtures("cli_home")
 
 
 def resolve(

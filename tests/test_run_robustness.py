@@ -8,13 +8,14 @@ bad messages again (they were acknowledged).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,13 +89,27 @@ def append(path: Path, lines: list[str]) -> None:
             file.write(text + "\n")
 
 
-def start(home: Path, log: str) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def running(home: Path, log: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A `flowlord run` in `home` logging to `home/log`; killed on the way out if still up."""
     with open(home / log, "wb") as out:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "flowlord", "run", "--workflows", "wf"],
             cwd=home, stdout=subprocess.DEVNULL, stderr=out,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
+    try:
+        yield process, home / log
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def done_line(task_id: str, day: str) -> str:
+    task = {"type": "parent", "info": f"?day={day}", "meta": "workflow=good.toml", "id": task_id,
+            "result": "complete"}  # fmt: skip
+    return json.dumps(task)
 
 
 def wait_until(check: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
@@ -113,12 +128,7 @@ def tasks_on(bus: Path, topic: str) -> list[dict[str, str]]:
 
 def stop(process: subprocess.Popen[bytes]) -> int:
     process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    return process.wait(timeout=10)
 
 
 @pytest.mark.slow
@@ -134,13 +144,9 @@ def test_run_survives_every_input_channel_and_restarts_cleanly(tmp_path: Path) -
     slow = {"type": "slow", "meta": "workflow=good.toml", "id": "s1", "result": "error"}
     append(bus / "done.jsonl", [json.dumps(slow)])
     append(bus / "files.jsonl", BAD_FILES)
-    run = start(tmp_path, "run1.log")
-    log = tmp_path / "run1.log"
-    try:
+    with running(tmp_path, "run1.log") as (run, log):
         wait_until(lambda: "flowlord running" in log.read_text(), run, "start-up")
-        append(bus / "done.jsonl", [json.dumps({"type": "parent", "info": "?day=2026-11-20",
-                                                "meta": "workflow=good.toml", "id": "ok1",
-                                                "result": "complete"})])  # fmt: skip
+        append(bus / "done.jsonl", [done_line("ok1", "2026-11-20")])
         append(bus / "files.jsonl", ['{"path": "/in/2026-11-20.csv"}'])
         wait_until(lambda: any(t["id"] == "ok1" for t in tasks_on(bus, "child")), run, "child")
         wait_until(lambda: tasks_on(bus, "ingest") != [], run, "the files task")
@@ -151,10 +157,6 @@ def test_run_survives_every_input_channel_and_restarts_cleanly(tmp_path: Path) -
         wait_until(lambda: "scheduled late.toml" in log.read_text(), run, "a later good save")
         assert run.poll() is None
         assert stop(run) == 0
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     text = log.read_text()
     assert "Traceback" not in text
     assert text.count("bad message on done") == len(BAD_DONE), text
@@ -171,19 +173,11 @@ def test_run_survives_every_input_channel_and_restarts_cleanly(tmp_path: Path) -
 
     # A restart meets none of the bad messages again, and keeps working.
     (wf / "pipe.csv").unlink()
-    again = start(tmp_path, "run2.log")
-    log2 = tmp_path / "run2.log"
-    try:
+    with running(tmp_path, "run2.log") as (again, log2):
         wait_until(lambda: "flowlord running" in log2.read_text(), again, "the restart")
-        append(bus / "done.jsonl", [json.dumps({"type": "parent", "info": "?day=2026-11-21",
-                                                "meta": "workflow=good.toml", "id": "ok2",
-                                                "result": "complete"})])  # fmt: skip
+        append(bus / "done.jsonl", [done_line("ok2", "2026-11-21")])
         wait_until(lambda: any(t["id"] == "ok2" for t in tasks_on(bus, "child")), again, "ok2")
         assert stop(again) == 0
-    finally:
-        if again.poll() is None:
-            again.kill()
-            again.wait()
     text2 = log2.read_text()
     assert "bad message" not in text2, text2
     assert "poison.toml: TOML nested too deeply (not loaded)" in text2  # named at start
@@ -195,15 +189,9 @@ def test_sigterm_during_a_long_start_up_stops_at_once(tmp_path: Path) -> None:
     wf = tmp_path / "wf"
     for number in range(3000):
         write(wf, f"f{number:04d}.toml", f'[[Phase]]\ntask = "t{number}"\nrule = "cron=@daily"\n')
-    run = start(tmp_path, "run.log")
-    log = tmp_path / "run.log"
-    try:
+    with running(tmp_path, "run.log") as (run, log):
         wait_until(lambda: "loading workflows" in log.read_text(), run, "the start of loading")
         assert stop(run) == 0
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     text = log.read_text()
     assert "stopped during start-up (stopped by SIGTERM)" in text, text
     assert "flowlord running" not in text
