@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -23,9 +22,9 @@ from typing import NoReturn
 
 import apsw
 
-from cache import RefreshError, SchemaError, SQLiteCache
+from cache import SchemaError
 from cache.watcher import WatchSettings
-from flowlord import logs, service, validate, version
+from flowlord import listing, logs, service, validate, version
 from flowlord.bus import BusFolderError, check_topic
 from flowlord.config import (
     SETTINGS,
@@ -37,8 +36,6 @@ from flowlord.config import (
 )
 from flowlord.lock import DatabaseInUse
 from flowlord.shutdown import stop_on_signals
-from flowlord.table import format_table
-from flowlord.upcoming import upcoming
 from flowlord.watch import watch_until
 from workflow import WorkflowError
 
@@ -179,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", metavar="PATH", type=_path_argument)
     check.add_argument("--json", action="store_true", help="machine-readable output")
 
-    phases = add("phases", Command(_phases, ("workflows", "db", *LOGGING), ("workflows",)),
+    phases = add("phases", Command(listing.phases, ("workflows", "db", *LOGGING), ("workflows",)),
         help="load a workflow folder into the cache database and list its phases",
         description="Refresh the cache database from the workflow folder, then list phases. "
         "Exit 1 when any file fails to load (its last good phases are kept).",
@@ -189,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     phases.add_argument("--status", help="error, warning, ok, or text the status contains")
     phases.add_argument("--json", action="store_true", help="machine-readable output")
 
-    plan = add("schedule", Command(_schedule, ("workflows", "db", "timezone", *LOGGING),
+    plan = add("schedule", Command(listing.schedule, ("workflows", "db", "timezone", *LOGGING),
                                    ("workflows",)),
         help="list every cron and files phase with its previous and next fire time",
         description="Refresh the cache database from the workflow folder, then list what "
@@ -276,72 +273,3 @@ def _watch(args: argparse.Namespace, _: RunConfig) -> int:
 
 def _local_now() -> datetime:
     return datetime.now().astimezone()
-
-
-def _load(config: RunConfig) -> tuple[SQLiteCache, dict[str, str]]:
-    """The cache refreshed from the workflow folder, and what failed to load (by file from
-    the database, which keeps earlier failures too; by folder from this refresh)."""
-    cache = SQLiteCache(config.workflows, config.db)
-    try:
-        cache.refresh()
-        unlisted: dict[str, str] = {}
-    except RefreshError as err:
-        unlisted = err.errors
-    files = {f.file_path: f for f in cache.workflow_files()}
-    failures = {key: f"{f.error} ({'last good phases kept' if f.file_hash else 'not loaded'})"
-                for key, f in files.items() if f.error}  # fmt: skip
-    failures.update({key: f"{why} (phases under it kept)" for key, why in unlisted.items()
-                     if key not in files})  # fmt: skip
-    return cache, failures
-
-
-def _phases(args: argparse.Namespace, config: RunConfig) -> int:
-    cache, failures = _load(config)
-    try:
-        records = cache.phases(args.file, topic=args.topic, status=args.status)
-    finally:
-        cache.close()
-    if args.json:
-        rows = [
-            {"file": p.file_path, "task": p.task, "depends_on": p.depends_on, "rule": p.rule,
-             "retry": p.retry, "template": p.template, "status": p.status}
-            for p in records
-        ]  # fmt: skip
-        print(json.dumps({"phases": rows, "errors": failures}, indent=2))
-    else:
-        table = [(p.file_path, p.task, p.depends_on, p.rule, p.status or "ok") for p in records]
-        print(format_table(validate.HEADERS, table))
-        for message in failures.values():
-            print(f"error: {message}", file=sys.stderr)
-    return 1 if failures else 0
-
-
-def _schedule(args: argparse.Namespace, config: RunConfig) -> int:
-    cache, failures = _load(config)
-    try:
-        rows = upcoming(cache.phases_to_schedule(), config.zone, datetime.now(config.zone))
-    finally:
-        cache.close()
-    if args.json:
-        shown = [
-            {"file": r.file, "task": r.task, "trigger": r.trigger, "problem": r.problem,
-             "previous": r.previous.isoformat() if r.previous else None,
-             "next": r.next.isoformat() if r.next else None}
-            for r in rows
-        ]  # fmt: skip
-        print(json.dumps({"timezone": config.timezone, "phases": shown, "errors": failures},
-                         indent=2))  # fmt: skip
-    else:
-        table = [
-            (r.file, r.task, r.trigger, _when(r.previous), _when(r.next), r.problem or "ok")
-            for r in rows
-        ]
-        headers = ("file", "task", "trigger", "previous", f"next ({config.timezone})", "status")
-        print(format_table(headers, table))
-        for message in failures.values():
-            print(f"error: {message}", file=sys.stderr)
-    return 1 if failures or any(r.problem for r in rows) else 0
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.isoformat(sep=" ", timespec="seconds") if moment else "-"
