@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workflow import PhaseRecord, Result, Task, parse_workflow
+from workflow.policy import jitter_fraction
 from workflow.resolve import Run, resolve, satisfied, task_name
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -65,7 +66,7 @@ def sent(decision) -> list[tuple[str, str, str]]:
 
 
 def test_complete_starts_children_with_parent_id_and_meta() -> None:
-    decision = resolve(done("extract", Result.COMPLETE), run_of("extract"), now=NOW, jitter=0)
+    decision = resolve(done("extract", Result.COMPLETE), run_of("extract"), now=NOW)
     assert sent(decision) == [
         ("transform", "orders", "?day=2026-11-20&t=orders"),
         ("transform", "customers", "?day=2026-11-20&t=customers"),
@@ -82,13 +83,13 @@ def test_complete_starts_children_with_parent_id_and_meta() -> None:
 def test_require_holds_a_child_until_the_required_task_completed() -> None:
     first = resolve(
         done("transform:orders", Result.COMPLETE), run_of("transform:orders", ("extract",)),
-        now=NOW, jitter=0,
+        now=NOW,
     )  # fmt: skip
     assert first.send == ()
     assert first.notes == ("load waits for require=transform:customers",)
     second = resolve(
         done("transform:customers", Result.COMPLETE),
-        run_of("transform:customers", ("extract", "transform:orders")), now=NOW, jitter=0,
+        run_of("transform:customers", ("extract", "transform:orders")), now=NOW,
     )  # fmt: skip
     assert sent(second) == [("load", "", "?day=2026-11-20&w=etl.toml")]
 
@@ -96,13 +97,13 @@ def test_require_holds_a_child_until_the_required_task_completed() -> None:
 def test_require_already_met_starts_the_child_at_once() -> None:
     decision = resolve(
         done("transform:orders", Result.COMPLETE),
-        run_of("transform:orders", ("extract", "transform:customers")), now=NOW, jitter=0,
+        run_of("transform:orders", ("extract", "transform:customers")), now=NOW,
     )  # fmt: skip
     assert [topic for topic, _ in decision.send] == ["load"]
 
 
 def test_batch_rules_expand_a_child() -> None:
-    decision = resolve(done("load", Result.COMPLETE), run_of("load"), now=NOW, jitter=0)
+    decision = resolve(done("load", Result.COMPLETE), run_of("load"), now=NOW)
     assert [task.info for _, task in decision.send] == [
         "?day=2026-11-18&region=us", "?day=2026-11-18&region=eu",
         "?day=2026-11-19&region=us", "?day=2026-11-19&region=eu",
@@ -116,28 +117,28 @@ def test_a_bad_child_fails_alone() -> None:
         task="broken", depends_on="extract", template="{nope}", file_path="etl.toml"
     )
     run = Run(phase=PHASES["extract"], children=[broken, PHASES["transform:orders"]])
-    decision = resolve(done("extract", Result.COMPLETE), run, now=NOW, jitter=0)
+    decision = resolve(done("extract", Result.COMPLETE), run, now=NOW)
     assert [topic for topic, _ in decision.send] == ["transform"]
     assert len(decision.errors) == 1
     assert decision.errors[0].startswith("etl.toml: broken: ")
     assert "nope" in decision.errors[0]
 
 
-@pytest.mark.parametrize(("jitter", "wait"), [(0.0, 10), (0.5, 12), (1.0, 14)])
-def test_error_retries_after_delay_plus_jitter(jitter: float, wait: int) -> None:
-    decision = resolve(
-        done("transform:orders", Result.ERROR), run_of("transform:orders"), now=NOW, jitter=jitter
-    )
+def test_error_retries_after_delay_plus_a_deterministic_jitter() -> None:
+    decision = resolve(done("transform:orders", Result.ERROR), run_of("transform:orders"), now=NOW)
     assert decision.retry is not None
     when, task = decision.retry
-    assert when == NOW + timedelta(minutes=wait)
+    jitter = jitter_fraction("run-1", "transform:orders", 1)
+    assert when == NOW + timedelta(minutes=10) * (1 + 0.4 * jitter)
+    again = resolve(done("transform:orders", Result.ERROR), run_of("transform:orders"), now=NOW)
+    assert again.retry == decision.retry  # a replay computes the same due time
     assert task.meta_value("retry") == "1"
     assert (task.result, task.msg, task.id) == (Result.NONE, "", "run-1")
     assert decision.send == () and decision.alerts == ()
 
 
 def test_exhausted_retries_fail_and_alert() -> None:
-    decision = resolve(done("extract", Result.ERROR, retry=2), run_of("extract"), now=NOW, jitter=0)
+    decision = resolve(done("extract", Result.ERROR, retry=2), run_of("extract"), now=NOW)
     assert decision.retry is None
     assert [topic for topic, _ in decision.send] == ["retry-failed"]
     assert decision.alerts == ("extract run-1 failed after 2 retries: boom",)
@@ -145,23 +146,21 @@ def test_exhausted_retries_fail_and_alert() -> None:
 
 def test_no_alert_and_disabled_failed_topic() -> None:
     run = Run(phase=PHASES["transform:customers"], children=[], failed_topic="-")
-    decision = resolve(done("transform:customers", Result.ERROR), run, now=NOW, jitter=0)
+    decision = resolve(done("transform:customers", Result.ERROR), run, now=NOW)
     assert (decision.send, decision.alerts) == ((), ())
     assert decision.notes == ("transform:customers run-1 failed after 0 retries: boom",)
 
 
 def test_alert_warn_and_no_result() -> None:
     run = run_of("extract")
-    assert resolve(done("extract", Result.ALERT), run, now=NOW, jitter=0).alerts == (
-        "extract run-1: boom",
-    )
-    warned = resolve(done("extract", Result.WARN), run, now=NOW, jitter=0)
+    assert resolve(done("extract", Result.ALERT), run, now=NOW).alerts == ("extract run-1: boom",)
+    warned = resolve(done("extract", Result.WARN), run, now=NOW)
     assert (warned.alerts, warned.send, warned.notes) == (
         (),
         (),
         ("warning from extract run-1: boom",),
     )
-    assert resolve(done("extract", Result.NONE), run, now=NOW, jitter=0).errors == (
+    assert resolve(done("extract", Result.NONE), run, now=NOW).errors == (
         "extract run-1: done with no result",
     )
 
@@ -209,7 +208,7 @@ def test_require_meta_form_of_the_go_flowlord(meta: str, started: list[str]) -> 
         phase=GO_PHASES["ingest"], children=[GO_PHASES["report"], GO_PHASES["audit"]],
         file_phases=list(GO_PHASES.values()),
     )  # fmt: skip
-    decision = resolve(parent, run, now=NOW, jitter=0)
+    decision = resolve(parent, run, now=NOW)
     assert [topic for topic, _ in decision.send] == started
     assert decision.errors == ()
 
@@ -222,7 +221,7 @@ def test_a_child_with_an_error_status_is_not_started_and_says_why() -> None:
         status="invalid topic: bad topic",
     )
     run = Run(phase=PHASES["extract"], children=[bad, PHASES["transform:orders"]])
-    decision = resolve(done("extract", Result.COMPLETE), run, now=NOW, jitter=0)
+    decision = resolve(done("extract", Result.COMPLETE), run, now=NOW)
     assert [topic for topic, _ in decision.send] == ["transform"]
     assert decision.errors == ("etl.toml: bad topic: not started: invalid topic: bad topic",)
 
@@ -234,7 +233,7 @@ def test_an_error_of_a_phase_with_an_error_status_fails_without_a_retry() -> Non
     ).phases
     assert phase.status == "invalid duration: retry_delay=99999999h (out of range)"
     failed = Task(type="x", meta="workflow=x.toml", id="r", result=Result.ERROR, msg="boom")
-    decision = resolve(failed, Run(phase=phase, children=[]), now=NOW, jitter=1.0)
+    decision = resolve(failed, Run(phase=phase, children=[]), now=NOW)
     assert decision.retry is None
     assert [topic for topic, _ in decision.send] == ["retry-failed"]
     assert "no retry, its phase has errors" in decision.alerts[0]
@@ -243,4 +242,4 @@ def test_an_error_of_a_phase_with_an_error_status_fails_without_a_retry() -> Non
 def test_a_done_time_at_the_edge_of_the_calendar_is_the_message_fault() -> None:
     edge = done("extract", Result.COMPLETE, info="?time=9999-12-31T23:59:59-01:00")
     with pytest.raises(ValueError, match="invalid time"):
-        resolve(edge, run_of("extract"), now=NOW, jitter=0)
+        resolve(edge, run_of("extract"), now=NOW)

@@ -1,26 +1,25 @@
 """What to do with a done task: the children to start, a retry, a failure, an alert.
 
 Pure: the taskmaster looks up the phases and what completed in this run, passes them in with
-`now` and a jitter fraction, and performs the returned `Decision`.
+`now`, and performs the returned `Decision`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from workflow.batch import DEFAULT_MAX_TASKS, BatchError
 from workflow.build import MetaRows, phase_tasks
-from workflow.duration import DurationError, parse_duration
 from workflow.phase import PhaseRecord
+from workflow.policy import PolicyRuleError, RetryPolicy
 from workflow.query import parse_query
 from workflow.require import Requirement, parse_require, satisfied
 from workflow.task import Result, Task, rfc3339
 from workflow.template import TemplateError, info_time
 from workflow.validate import status_has_error
 
-MAX_JITTER = 0.4
 __all__ = ["Decision", "MetaRows", "Run", "child_tasks", "resolve", "satisfied", "task_name"]
 
 
@@ -54,15 +53,15 @@ def task_name(task: Task) -> str:
     return f"{task.type}:{job}" if job else task.type
 
 
-def resolve(done: Task, run: Run, *, now: datetime, jitter: float) -> Decision:
-    """Decide what `done` leads to; `jitter` in [0, 1) scales the up-to-40 % retry jitter.
+def resolve(done: Task, run: Run, *, now: datetime) -> Decision:
+    """Decide what `done` leads to (a retry's due time follows the phase's `RetryPolicy`).
 
     Raises ValueError when the done task itself is unusable (a bad time in its info).
     """
     if done.result == Result.COMPLETE:
         return _complete(done, run, now)
     if done.result == Result.ERROR:
-        return _error(done, run, now, jitter)
+        return _error(done, run, now)
     if done.result == Result.ALERT:
         return Decision(alerts=(f"{task_name(done)} {done.id}: {done.msg}",))
     if done.result == Result.WARN:
@@ -130,15 +129,15 @@ def task_time(done: Task, now: datetime) -> datetime:
     return datetime.fromisoformat(cron) if cron else now
 
 
-def _error(done: Task, run: Run, now: datetime, jitter: float) -> Decision:
+def _error(done: Task, run: Run, now: datetime) -> Decision:
     attempt = _retry_count(done)
     rule = parse_query(run.phase.rule)
     if status_has_error(run.phase.status):  # run does not send what validation refuses
         failed = f"{task_name(done)} {done.id} failed; no retry, its phase has errors: "
         failed += f"{run.phase.status}: {done.msg}"
     elif attempt < run.phase.retry:
-        delay, errors = _retry_delay(run.phase, rule)
-        wait = delay * (1 + MAX_JITTER * min(max(jitter, 0.0), 1.0))
+        policy, errors = _policy(run.phase, rule)
+        wait = policy.wait(attempt + 1, run_id=done.id, task=task_name(done))
         retry = replace(
             done.with_meta(retry=str(attempt + 1)),
             result=Result.NONE, started="", ended="", msg="", created=rfc3339(now),
@@ -152,12 +151,13 @@ def _error(done: Task, run: Run, now: datetime, jitter: float) -> Decision:
     return Decision(send=send, alerts=alerts, notes=(failed,))
 
 
-def _retry_delay(phase: PhaseRecord, rule: dict[str, str]) -> tuple[timedelta, tuple[str, ...]]:
-    """The phase's `retry_delay`; a bad one retries at once and says why."""
+def _policy(phase: PhaseRecord, rule: dict[str, str]) -> tuple[RetryPolicy, tuple[str, ...]]:
+    """The phase's retry policy; one validation refused (a stale status) retries by the
+    defaults and says why."""
     try:
-        return parse_duration(rule.get("retry_delay", "0s")), ()
-    except DurationError as err:
-        return timedelta(0), (f"{phase.file_path}: {phase.task}: retry_delay: {err}",)
+        return RetryPolicy.of(rule), ()
+    except PolicyRuleError as err:
+        return RetryPolicy(), (f"{phase.file_path}: {phase.task}: {err}",)
 
 
 def _retry_count(done: Task) -> int:

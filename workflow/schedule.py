@@ -126,6 +126,36 @@ def cron_tasks(
     )  # fmt: skip
 
 
+def missed_fires(
+    schedule: Schedule,
+    *,
+    last: datetime,
+    now: datetime,
+    zone: tzinfo,
+    catchup: str,
+    cap: int = DEFAULT_MAX_TASKS,
+) -> tuple[list[datetime], bool]:
+    """The fire instants after `last` up to `now` to fire at start-up, oldest first, and
+    whether older missed instants were left out.
+
+    `latest`: the newest missed instant only; `none`: none; `all`: each, the newest `cap` of
+    them. Walked back from `now`, so a long outage of a frequent job costs at most `cap` steps.
+    """
+    if catchup == "none":
+        return [], previous_fire(schedule, now + _TICK, zone).astimezone(UTC) > last
+    limit = 1 if catchup == "latest" else cap
+    found: list[datetime] = []
+    cursor = now + _TICK
+    while len(found) < limit:
+        instant = previous_fire(schedule, cursor, zone)
+        if instant.astimezone(UTC) <= last.astimezone(UTC):
+            return found[::-1], False
+        found.append(instant)
+        cursor = instant
+    older = previous_fire(schedule, cursor, zone).astimezone(UTC) > last.astimezone(UTC)
+    return found[::-1], older
+
+
 class CronTable:
     """Next fire time of every cron job, in one heap; jobs are replaced a file at a time.
 

@@ -17,6 +17,7 @@ from workflow.build import CRON_META_KEYS, FILE_META_KEYS
 from workflow.cron import CronError, EverySchedule, parse_cron
 from workflow.duration import DurationError, in_go_range, parse_duration
 from workflow.phase import Phase, is_valid_topic
+from workflow.policy import policy_problems
 from workflow.query import invalid_parts, parse_query
 from workflow.require import parse_require, satisfied
 from workflow.template import template_problem
@@ -24,7 +25,7 @@ from workflow.template import template_problem
 RULE_KEYS = frozenset(
     {
         "cron", "offset", "job", "files", "count", "require", "retry_delay",
-        "no_alert", "for", "by", "meta", "meta-file",
+        "no_alert", "for", "by", "meta", "meta-file", "ttl", "catchup", "backoff", "max_delay",
     }
 )  # fmt: skip
 DURATION_KEYS = ("offset", "retry_delay", "for")
@@ -32,7 +33,7 @@ BATCH_KEYS = ("for", "by", "meta", "meta-file")
 RETRY_LIMIT = 10
 BLANK = "invalid phase: rule and dependsOn are blank"
 WARNING_PREFIXES = ("warning:", "ignored rule:")
-VALIDATION_VERSION = 2
+VALIDATION_VERSION = 3
 """Bumped whenever a rule here changes, so that stored statuses are computed again."""
 
 # Batch rules are checked by expanding them once at a fixed time, through the code run uses.
@@ -101,7 +102,9 @@ def _runnable_findings(phase: Phase, rule: dict[str, str], *, tasks: set[str]) -
             findings.append(f"invalid template: {problem}")
     if facts.batch_problem:
         findings.append(facts.batch_problem)
-    return findings + _require_findings(rule, tasks=tasks) if "require" in rule else findings
+    if "require" in rule:
+        findings += _require_findings(rule, tasks=tasks)
+    return findings + list(facts.policy_problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ class _RuleFacts:
     out_of_range: tuple[str, ...]
     batch_problem: str
     batch_meta: frozenset[str] | None
+    policy_problems: tuple[str, ...]
 
 
 @lru_cache(maxsize=16384)
@@ -128,6 +132,11 @@ def _rule_facts(rule_text: str, depth: int) -> _RuleFacts:
         out_of_range=tuple(f"invalid duration: {k}={rule[k]} (out of range)" for k in out_of_range),
         batch_problem=batch_problem,
         batch_meta=None if batch_meta is None else frozenset(batch_meta),
+        policy_problems=tuple(
+            f"invalid rule: {err}"
+            for err in policy_problems(rule)
+            if err.key not in bad and err.key not in out_of_range  # reported as durations
+        ),
     )
 
 
