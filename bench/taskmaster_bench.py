@@ -83,7 +83,6 @@ def resolver_rate(files: int, count: int) -> tuple[float, float, int]:
         taskmaster = Taskmaster(
             cache, producer, bus.consumer(["done", "files"], "taskmaster"),
             table=CronTable(), now=lambda: START, new_id=lambda: str(next(ids)),
-            jitter=lambda: 0.0,
         )  # fmt: skip
         start = time.perf_counter()
         while taskmaster.step():

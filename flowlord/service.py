@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -87,7 +86,7 @@ def _serve(config: RunConfig, cache: SQLiteCache, stop: Shutdown) -> int:
     taskmaster = Taskmaster(
         cache, producer, consumer,
         table=CronTable(config.zone), now=utc_now, new_id=new_id,
-        jitter=random.Random().random, topics=topics, max_tasks=config.max_tasks,
+        topics=topics, max_tasks=config.max_tasks,
     )  # fmt: skip
     try:
         with stop.interruptible():

@@ -15,8 +15,12 @@ from collections.abc import Iterator
 from types import FrameType
 
 
-class Interrupted(Exception):
-    """A stop signal arrived during a step that asked to be interrupted."""
+class Interrupted(BaseException):
+    """A stop signal arrived during a step that asked to be interrupted.
+
+    A `BaseException`, as KeyboardInterrupt is: the edges that contain the failures of one unit
+    (`except Exception`, per file or per message) must let it through.
+    """
 
 
 class Shutdown(threading.Event):

@@ -98,7 +98,6 @@ class Taskmaster:
         table: CronTable,
         now: Callable[[], datetime],
         new_id: Callable[[], str],
-        jitter: Callable[[], float],
         topics: Topics = DEFAULT_TOPICS,
         max_tasks: int = DEFAULT_MAX_TASKS,
     ) -> None:
@@ -108,7 +107,6 @@ class Taskmaster:
         self._table = table
         self._now = now
         self._new_id = new_id
-        self._jitter = jitter
         self.topics = topics
         self._max_tasks = max_tasks
         self._retries = _Retries()
@@ -279,7 +277,7 @@ class Taskmaster:
             meta_rows=self._meta_files.rows,
         )
         try:
-            decision = resolve(done, run, now=self._now(), jitter=self._jitter())
+            decision = resolve(done, run, now=self._now())
         except (ValueError, TypeError) as err:
             self._bad_message(message, str(err))
             return

@@ -195,3 +195,4 @@ def test_sigterm_during_a_long_start_up_stops_at_once(tmp_path: Path) -> None:
     text = log.read_text()
     assert "stopped during start-up (stopped by SIGTERM)" in text, text
     assert "flowlord running" not in text
+    assert "Traceback" not in text  # not swallowed as some file's failure either

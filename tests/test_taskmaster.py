@@ -17,6 +17,7 @@ from flowlord.taskmaster import Taskmaster
 from flowlord.worker import NopWorker
 from tests.conftest import write
 from workflow import Task
+from workflow.policy import jitter_fraction
 from workflow.schedule import CronTable
 
 ETL = """
@@ -67,7 +68,7 @@ class System:
         ids = (f"id-{n}" for n in range(1000))
         self.taskmaster = Taskmaster(
             self.cache, bus.producer(), bus.consumer(["done", "files"], "taskmaster"),
-            table=CronTable(UTC), now=self.clock, new_id=lambda: next(ids), jitter=lambda: 0.0,
+            table=CronTable(UTC), now=self.clock, new_id=lambda: next(ids),
         )  # fmt: skip
         topics = ["extract", "transform", "load"]
         self.worker = NopWorker(
@@ -119,7 +120,7 @@ def test_three_levels_with_a_retry_and_a_failure(system: System) -> None:
     system.settle(at(2, 4))
     assert len(system.topic("transform")) == 2  # the retry waits for retry_delay
 
-    system.settle(at(2, 5))
+    system.settle(at(2, 7))  # 5 minutes and up to 40 % jitter
     retry = system.topic("transform")[2]
     assert (retry.job, retry.id, retry.meta_value("retry")) == ("orders", "id-0", "1")
     [load] = system.topic("load")
@@ -148,7 +149,7 @@ def test_fire_times_of_a_phase(system: System) -> None:
 
 def test_the_next_day_fires_again(system: System) -> None:
     system.settle(at(2, 0))
-    system.settle(at(2, 5))
+    system.settle(at(2, 7))
     system.settle(datetime(2026, 11, 22, 2, 0, tzinfo=UTC))
     assert [t.id for t in system.topic("extract")] == ["id-0", "id-1"]
 
@@ -276,5 +277,7 @@ def test_for_range_over_the_cap_is_an_error_for_that_phase(tmp_path: Path) -> No
 def test_retry_waits_are_never_slept(system: System) -> None:
     system.settle(at(2, 0))
     assert system.taskmaster.seconds_to_wait(0.2) == 0.2
-    system.clock.now = at(2, 5) - timedelta(seconds=0.05)
+    jitter = jitter_fraction("id-0", "transform:orders", 1)
+    due = at(2, 0) + timedelta(minutes=5) * (1 + 0.4 * jitter)
+    system.clock.now = due - timedelta(seconds=0.05)
     assert 0.0 < system.taskmaster.seconds_to_wait(0.2) <= 0.05

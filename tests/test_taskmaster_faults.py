@@ -51,7 +51,7 @@ def build(tmp_path: Path) -> tuple[Taskmaster, SQLiteCache, FileBus, Consumer]:
     consumer = bus.consumer(["done", "files"], "taskmaster")
     taskmaster = Taskmaster(
         cache, bus.producer(), consumer,
-        table=CronTable(UTC), now=clock, new_id=lambda: next(ids), jitter=lambda: 0.0,
+        table=CronTable(UTC), now=clock, new_id=lambda: next(ids),
     )  # fmt: skip
     taskmaster.load_all()
     return taskmaster, cache, bus, consumer
