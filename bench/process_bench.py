@@ -6,6 +6,8 @@ run; "x floor time" is flowlord's time over the floor's (for rates: floor rate /
 - hop: a done line appended to bus/done.jsonl -> its child's line in bus/child.jsonl, p50/p95;
   floor: the same hop through a minimal relay process (`--relay`) that copies lines on inotify.
 - rate: N done lines appended at once -> N child lines; floors: the relay, and raw appends.
+  These done messages answer no task flowlord sent (a worker starting chains).
+- answers: the same, for done messages that answer N tasks flowlord sent (found by record).
 - save: os.replace of a rewritten workflow -> `scheduled <key>` in the log; floors: raw inotify
   and raw watchfiles (debounce 1, step 1) seeing the same save.
 - startup: spawn -> the `running` log line, cold (empty database) then warm (restart on it);
@@ -382,6 +384,51 @@ def rate_figure(repo: Path, count: int, report: Report) -> None:
     report.row(figure, f"{ours:,.0f}/s", f"raw append {raw:,.0f}/s", raw / ours)
 
 
+ANSWER_WORKFLOW = """
+[[Phase]]
+task = "parent"
+rule = "files=/in/*.csv"
+template = "{meta:file}"
+
+[[Phase]]
+task = "child"
+dependsOn = "parent"
+template = "?day=2026-11-21"
+"""
+
+
+def answers_figure(repo: Path, count: int, report: Report) -> None:
+    """done/s when the done messages answer tasks flowlord itself sent (the common case: with
+    task state, each finds its record), beside the relay. File messages make flowlord send
+    `count` parent tasks first; their answers are then appended at once, and timed until
+    every child is out."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with relay_hop(Path(tmp, "relay")) as (done, tail):
+            time.sleep(0.5)  # idle before the flood
+            relayed = flood_rate(done, tail, ids("flood", count))
+        home = Path(tmp, "answers")
+        make_home(home, {"answers.toml": ANSWER_WORKFLOW})
+        with (
+            contextlib.closing(Tail(home / "bus/parent.jsonl")) as parents,
+            contextlib.closing(Tail(home / "bus/child.jsonl")) as children,
+            flowlord_run(repo, home) as run,
+        ):
+            run.ready(60)
+            files = [json.dumps({"path": f"/in/{n}.csv"}).encode() + b"\n" for n in range(count)]
+            append_each(home / "bus/files.jsonl", files)
+            parents.wait_lines(count, 60 + count / 100)
+            sent = (home / "bus/parent.jsonl").read_text().splitlines()
+            answers = [
+                json.dumps({**json.loads(line), "result": "complete"}).encode() + b"\n"
+                for line in sent
+            ]
+            start = append_each(home / "bus/done.jsonl", answers)
+            ours = count / (children.wait_lines(count, 60 + count / 100) - start)
+            run.stop(home.name, report)
+    figure = f"done/s, {count:,} answers to tasks it sent"
+    report.row(figure, f"{ours:,.0f}/s", f"relay process {relayed:,.0f}/s", relayed / ours)
+
+
 def follow_inotify(notify: Inotify, feed: Feed, stop: threading.Event) -> None:
     while not stop.is_set():
         for name in notify.events(0.1):
@@ -516,7 +563,7 @@ def main() -> None:
                         help="flowlord checkout whose code runs (default: this one)")  # fmt: skip
     parser.add_argument("--files", help="start-up folder sizes (default 1000,10000)")
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
-    parser.add_argument("--only", choices=("hop", "rate", "save", "startup"))
+    parser.add_argument("--only", choices=("hop", "rate", "answers", "save", "startup"))
     parser.add_argument("--relay", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.relay:
@@ -530,6 +577,7 @@ def main() -> None:
     figures = {
         "hop": lambda: hop_figure(args.repo, hops, report),
         "rate": lambda: rate_figure(args.repo, done, report),
+        "answers": lambda: answers_figure(args.repo, done, report),
         "save": lambda: save_figure(args.repo, saves, report),
         "startup": lambda: startup_figure(args.repo, [int(n) for n in files.split(",")], report),
     }

@@ -180,7 +180,8 @@ class SQLiteCache(FileBackedCache):
         over 100,000 phases builds records only for the few that fire on their own."""
         query = (
             f"SELECT {_COLUMNS} FROM workflow_phases WHERE instr(rule, 'cron=') "
-            "OR instr(rule, 'files=') OR instr(rule, 'require=') OR status > '' "
+            "OR instr(rule, 'files=') OR instr(rule, 'require=') OR instr(rule, 'ttl=') "
+            "OR status > '' "
             "ORDER BY file_path, position"
         )
         return [_record(row) for row in self._rows(query)]

@@ -1,7 +1,7 @@
 """The `flowlord` command. `main(argv)` is a function of its arguments, tested by calling it.
 
 Errors are translated to messages and exit codes here, and only here. Bad input of any kind (a
-command line, a setting, a path, a database, a database held by another run) prints one line,
+command line, a setting, a path, a database, a task record that cannot be changed) prints one line,
 `flowlord: <message>`, and exits 2. An unexpected error prints one line naming it and exits 70
 (EX_SOFTWARE: our fault, not the input's); its traceback goes to the log at debug level, so
 `--log-level debug` (or `FLOWLORD_LOG_LEVEL=debug`) shows it.
@@ -24,7 +24,7 @@ import apsw
 
 from cache import SchemaError
 from cache.watcher import WatchSettings
-from flowlord import listing, logs, service, validate, version
+from flowlord import listing, logs, service, task_commands, validate, version
 from flowlord.bus import BusFolderError, check_topic
 from flowlord.config import (
     SETTINGS,
@@ -34,16 +34,18 @@ from flowlord.config import (
     read_config_file,
     resolve_config,
 )
-from flowlord.lock import DatabaseInUse
 from flowlord.shutdown import stop_on_signals
+from flowlord.state import ALERT_KINDS, StoreError
 from flowlord.watch import watch_until
 from workflow import WorkflowError
+from workflow.state import IllegalTransition, State
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 INPUT_ERRORS = (
-    ConfigError, WorkflowError, SchemaError, DatabaseInUse, BusFolderError, OSError, apsw.Error,
+    ConfigError, WorkflowError, SchemaError, StoreError, IllegalTransition, BusFolderError,
+    OSError, apsw.Error,
 )  # fmt: skip
 """Errors that say the input (argv, settings, files, the database) is at fault: exit 2."""
 
@@ -195,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     plan.add_argument("--json", action="store_true", help="machine-readable output")
 
+    _add_task_commands(add)
+
     follow = add("watch", Command(_watch, LOGGING, reads_file=False),
         help="print each change to the workflow files as it is applied",
         description="Load the workflow folder, then print every change as files are saved: "
@@ -223,6 +227,37 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--fail-first", action="append", default=[], metavar="TOPIC=N",
                         help="fail the first N tasks of TOPIC (shows retries)")  # fmt: skip
     return parser
+
+
+def _add_task_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """`tasks`, `task`, `alerts`, `stats`, `retry`, `cancel`: the task state (DESIGN §4)."""
+    uses = ("db", *LOGGING)
+    listing_ = add("tasks", Command(task_commands.tasks, uses),
+                   help="list task records, newest first")  # fmt: skip
+    listing_.add_argument("--state", choices=[state.value for state in State])
+    for name in ("type", "job", "workflow", "id"):
+        listing_.add_argument(f"--{name}", help=f"only records of this {name}")
+    when = "an RFC 3339 time, or a duration back from now (24h)"
+    for name in ("since", "until"):
+        listing_.add_argument(f"--{name}", type=task_commands.moment, metavar="TIME", help=when)
+    listing_.add_argument("--limit", type=task_commands.limit, default=100)
+    one = add("task", Command(task_commands.task, uses), help="one record and its transitions")
+    one.add_argument("rec", type=task_commands.record_number, metavar="REC")
+    alerts = add("alerts", Command(task_commands.alerts, uses), help="alert records, newest first")
+    alerts.add_argument("--since", type=task_commands.moment, metavar="TIME")
+    alerts.add_argument("--kind", choices=ALERT_KINDS)
+    alerts.add_argument("--limit", type=task_commands.limit, default=100)
+    figures = add("stats", Command(task_commands.stats, uses), help="records by state, age, size")
+    again = add("retry", Command(task_commands.retry, uses),
+                help="queue a new attempt of a finished record (origin manual)")  # fmt: skip
+    again.add_argument("rec", type=task_commands.record_number, metavar="REC")
+    again.add_argument("--by", metavar="NAME", help="who asks (default: the user)")
+    stop = add("cancel", Command(task_commands.cancel, uses), help="cancel an unfinished record")
+    stop.add_argument("rec", type=task_commands.record_number, metavar="REC")
+    stop.add_argument("--reason", default="", help="why, for the audit")
+    stop.add_argument("--by", metavar="NAME", help="who asks (default: the user)")
+    for command in (listing_, one, alerts, figures, again, stop):
+        command.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _validate(args: argparse.Namespace, _: RunConfig) -> int:

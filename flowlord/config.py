@@ -13,6 +13,7 @@ import re
 import stat
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 import tomli
@@ -20,6 +21,7 @@ import tomli
 from cache.source import UnreadableFile, read_regular_file
 from flowlord.bus import check_topic
 from workflow.batch import DEFAULT_MAX_TASKS
+from workflow.duration import DurationError, format_duration, parse_duration
 
 BUSES = ("file", "memory")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -47,6 +49,9 @@ class RunConfig:
     failed_topic: str = "retry-failed"
     files_topic: str = "files"
     max_tasks: int = DEFAULT_MAX_TASKS
+    task_ttl: timedelta = timedelta(hours=4)
+    retention_days: int = 90
+    lease: timedelta = timedelta(seconds=10)
     log_level: str = "info"
     log_format: str = "text"
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -94,20 +99,38 @@ def _choice(*choices: str) -> Callable[[object], str]:
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
-def _max_tasks(raw: object) -> int:
-    if isinstance(raw, str):
-        text = raw.strip()
-        if not _INTEGER.fullmatch(text):
+def _integer(low: int, high: int) -> Callable[[object], int]:
+    def parse(raw: object) -> int:
+        if isinstance(raw, str):
+            text = raw.strip()
+            if not _INTEGER.fullmatch(text):
+                raise _Invalid("not an integer")
+            # int() of thousands of digits is slow, then refused: this long is out of range.
+            value = int(text) if len(text.lstrip("+-").lstrip("0")) <= 12 else high + 1
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        else:
             raise _Invalid("not an integer")
-        # int() of thousands of digits is slow, then refused: anything this long is out of range.
-        value = int(text) if len(text.lstrip("+-").lstrip("0")) <= 9 else MAX_TASKS_LIMIT + 1
-    elif isinstance(raw, int) and not isinstance(raw, bool):
-        value = raw
-    else:
-        raise _Invalid("not an integer")
-    if not 1 <= value <= MAX_TASKS_LIMIT:
-        raise _Invalid(f"must be between 1 and {MAX_TASKS_LIMIT}")
-    return value
+        if not low <= value <= high:
+            raise _Invalid(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _duration(low: timedelta, high: timedelta) -> Callable[[object], timedelta]:
+    """A Go duration (`4h`, `90s`) from low to high."""
+
+    def parse(raw: object) -> timedelta:
+        try:
+            value = parse_duration(_text(raw).strip())
+        except DurationError:
+            raise _Invalid("not a duration (like 90s, 10m or 4h)") from None
+        if not low <= value <= high:
+            raise _Invalid(f"must be between {format_duration(low)} and {format_duration(high)}")
+        return value
+
+    return parse
 
 
 def _topic(*, may_disable: bool = False) -> Callable[[object], str]:
@@ -155,7 +178,22 @@ SETTINGS: dict[str, Setting] = {
     "done_topic": Setting(_topic(), "topic of done tasks (default done)", "TOPIC"),
     "failed_topic": Setting(_topic(may_disable=True), "- for none (default retry-failed)", "TOPIC"),
     "files_topic": Setting(_topic(), "topic of file messages (default files)", "TOPIC"),
-    "max_tasks": Setting(_max_tasks, "most tasks of one batch rule (1 to 1000000)", "N"),
+    "max_tasks": Setting(
+        _integer(1, MAX_TASKS_LIMIT), "most tasks of one batch rule (1 to 1000000)", "N"
+    ),
+    "task_ttl": Setting(
+        _duration(timedelta(seconds=1), timedelta(days=365)),
+        "a sent task with no done this long is stuck (default 4h; rule ttl= per phase)",
+        "DURATION",
+    ),
+    "retention_days": Setting(
+        _integer(0, 36_500), "days task records and alerts are kept (default 90; 0: all)", "DAYS"
+    ),
+    "lease": Setting(
+        _duration(timedelta(seconds=1), timedelta(hours=1)),
+        "the leader lease: a standby takes over this long after the leader dies (default 10s)",
+        "DURATION",
+    ),
     "log_level": Setting(_choice(*LOG_LEVELS), "debug, info, warning or error", "LEVEL"),
     "log_format": Setting(_choice(*LOG_FORMATS), "text or json (default text)", "FORMAT"),
 }

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cache import RefreshError, SQLiteCache
-from flowlord import lock
 from flowlord.bus import FileBus, MemoryBus
 from flowlord.config import RunConfig
 from flowlord.shutdown import Interrupted, Shutdown
-from flowlord.taskmaster import Taskmaster, Topics
+from flowlord.state import SQLiteTaskStore
+from flowlord.taskmaster import LoopSettings, Taskmaster, Topics
 from flowlord.worker import FollowingConsumer, NopWorker, workflow_topics
 from workflow.schedule import CronTable
 
@@ -35,17 +37,22 @@ def make_bus(config: RunConfig) -> FileBus | MemoryBus:
 
 
 def run_taskmaster(config: RunConfig, stop: Shutdown) -> int:
-    """Cache, watcher, scheduler and resolver until `stop`; a broken file never stops start-up.
+    """Cache, task store, watcher, scheduler and resolver until `stop`; a broken file never
+    stops start-up. A second `run` on the same database stands by until the lease is free.
 
-    A stop signal during start-up ends it at once. Raises `lock.DatabaseInUse` when another
-    `flowlord run` holds the database.
+    A stop signal during start-up ends it at once.
     """
-    with lock.holding(config.db, now=utc_now):
-        try:
-            return _run_taskmaster(config, stop)
-        except Interrupted as why:
-            log.info("flowlord stopped during start-up (%s)", why)
-            return 0
+    try:
+        return _run_taskmaster(config, stop)
+    except Interrupted as why:
+        log.info("flowlord stopped during start-up (%s)", why)
+        return 0
+
+
+def holder_name() -> str:
+    """This process, as the lease names its holder: host, pid and a random part (a pid is
+    reused after a restart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def report_load_errors(cache: SQLiteCache, refresh_errors: dict[str, str]) -> None:
@@ -62,15 +69,16 @@ def report_load_errors(cache: SQLiteCache, refresh_errors: dict[str, str]) -> No
 
 
 def _run_taskmaster(config: RunConfig, stop: Shutdown) -> int:
-    with stop.interruptible():
-        cache = SQLiteCache(config.workflows, config.db)
-    try:
-        return _serve(config, cache, stop)
-    finally:
-        cache.close()
+    with contextlib.ExitStack() as stack:
+        with stop.interruptible():
+            cache = SQLiteCache(config.workflows, config.db)
+            stack.callback(cache.close)
+            store = SQLiteTaskStore(config.db, now=utc_now)
+            stack.callback(store.close)
+        return _serve(config, cache, store, stop)
 
 
-def _serve(config: RunConfig, cache: SQLiteCache, stop: Shutdown) -> int:
+def _serve(config: RunConfig, cache: SQLiteCache, store: SQLiteTaskStore, stop: Shutdown) -> int:
     log.info("loading workflows from %s into %s", config.workflows, config.db)
     with stop.interruptible():
         try:
@@ -82,21 +90,25 @@ def _serve(config: RunConfig, cache: SQLiteCache, stop: Shutdown) -> int:
     bus = make_bus(config)
     topics = Topics(done=config.done_topic, failed=config.failed_topic, files=config.files_topic)
     producer = bus.producer()
-    consumer = bus.consumer([topics.done, topics.files], group="taskmaster")
+    settings = LoopSettings(
+        lease=config.lease.total_seconds(), task_ttl=config.task_ttl,
+        retention=timedelta(days=config.retention_days) if config.retention_days else None,
+    )  # fmt: skip
     taskmaster = Taskmaster(
-        cache, producer, consumer,
-        table=CronTable(config.zone), now=utc_now, new_id=new_id,
-        topics=topics, max_tasks=config.max_tasks,
+        cache, store, producer, lambda: bus.consumer([topics.done, topics.files], "taskmaster"),
+        table=CronTable(config.zone), now=utc_now, new_id=new_id, holder=holder_name(),
+        topics=topics, max_tasks=config.max_tasks, settings=settings,
     )  # fmt: skip
     try:
         with stop.interruptible():
-            taskmaster.load_all()
+            role = "leader" if taskmaster.lead() else "standby"
             cache.watch(taskmaster.on_change)
-        log.info("flowlord running: workflows %s, db %s, bus %s", config.workflows, config.db,
+        log.info("flowlord running as %s %s: workflows %s, db %s, bus %s", role,
+                 taskmaster.holder, config.workflows, config.db,
                  config.bus_dir if config.bus == "file" else "memory")  # fmt: skip
         taskmaster.run(stop)
     finally:
-        consumer.close()
+        taskmaster.release()
         producer.close()
         log.info("flowlord stopped: %s", taskmaster.counters)
     return 0

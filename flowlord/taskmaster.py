@@ -1,37 +1,34 @@
-"""The taskmaster: turns the cache into tasks on the bus, and done tasks into what follows.
+"""The taskmaster: turns the cache into task records and messages, and done tasks into what
+follows, while it holds the leader lease.
 
-One loop thread does everything that changes state: it fires due cron jobs and retries,
-handles done and file messages, and applies cache changes (queued by the watch thread).
+One loop thread does everything that changes state. Each turn (`step`): apply workflow changes,
+record due cron fires, resolve a batch of done and file messages in one transaction (then
+acknowledge them), send what is due from the outbox, and keep house (stuck tasks, retention).
+Every unit of work runs through `_contained`, the loop's one edge: a failure is logged with the
+unit's name, counted, and the loop goes on. Only losing the lease stops the leader's work.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import queue
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from cache import SQLiteCache
 from flowlord.bus import Consumer, Message, Producer
 from flowlord.files import MetaFiles
-from workflow import PhaseRecord, Result, Task
-from workflow.batch import DEFAULT_MAX_TASKS, BatchError
-from workflow.files import FileRules
-from workflow.query import parse_query
-from workflow.resolve import Decision, Run, resolve, task_name
-from workflow.schedule import CronTable, Firing, cron_jobs, cron_tasks
-from workflow.template import TemplateError
-from workflow.validate import status_has_error
+from flowlord.outbox import Outbox
+from flowlord.resolution import BadMessage, Effects, Resolution
+from flowlord.scheduler import PhaseError, Scheduler
+from flowlord.state import LeaseLost, TaskRecord, TaskStore, Tx
+from workflow import PhaseRecord
+from workflow.batch import DEFAULT_MAX_TASKS
+from workflow.schedule import CronTable, Firing, cron_jobs
 
 log = logging.getLogger("flowlord.taskmaster")
-
-RUNS_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +40,17 @@ class Topics:
     files: str = "files"
 
 
-DEFAULT_TOPICS = Topics()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopSettings:
+    """How the loop keeps state: the lease, batches, stuck tasks and retention."""
+
+    lease: float = 10.0  # seconds; renewed every third of it
+    batch: int = 256  # messages resolved per transaction, at most
+    task_ttl: timedelta = timedelta(hours=4)
+    stuck_every: float = 5.0  # seconds between looks for stuck tasks
+    due_every: float = 0.1  # seconds between looks for due records not sent at once
+    retention: timedelta | None = timedelta(days=90)  # None keeps everything
+    purge_every: timedelta = timedelta(days=1)
 
 
 @dataclass(slots=True)
@@ -55,293 +62,398 @@ class Counters:
     retries: int = 0
     failed: int = 0
     alerts: int = 0
+    children: int = 0
+    files: int = 0
+    duplicates: int = 0
     bad_messages: int = 0
     phase_errors: int = 0
     failures: int = 0
+    stuck: int = 0
+    purged: int = 0
 
 
 @dataclass(slots=True)
-class _Retries:
-    """Retries waiting for their time, in a heap (held in memory until durable state lands)."""
+class _Clockwork:
+    """When the loop last did its periodic work (in `now` time)."""
 
-    heap: list[tuple[datetime, int, Task]] = field(default_factory=list)
-    order: itertools.count = field(default_factory=itertools.count)
-
-    def add(self, at: datetime, task: Task) -> None:
-        heapq.heappush(self.heap, (at, next(self.order), task))
-
-    def due(self, now: datetime) -> list[Task]:
-        tasks = []
-        while self.heap and self.heap[0][0] <= now:
-            tasks.append(heapq.heappop(self.heap)[2])
-        return tasks
-
-    def next_time(self) -> datetime | None:
-        return self.heap[0][0] if self.heap else None
+    renewed: datetime | None = None
+    due: datetime | None = None
+    stuck: datetime | None = None
+    purged: datetime | None = None
+    purging: bool = False
 
 
 class Taskmaster:
-    """Schedules cron phases, resolves done tasks, starts phases on file messages.
-
-    Every unit of work (one message, one cron fire, one retry, one send, one changed file)
-    runs through `_contained`, the loop's one edge: a failure of any kind is logged with the
-    unit's name and counted, and the loop goes on; a message is acknowledged whatever its
-    handling did, so a restart never meets it again.
-    """
+    """Schedules cron phases, resolves done tasks, starts phases on file messages, durably."""
 
     def __init__(
         self,
         cache: SQLiteCache,
+        store: TaskStore,
         producer: Producer,
-        consumer: Consumer,
+        make_consumer: Callable[[], Consumer],
         *,
         table: CronTable,
         now: Callable[[], datetime],
         new_id: Callable[[], str],
-        topics: Topics = DEFAULT_TOPICS,
+        holder: str,
+        topics: Topics = Topics(),
         max_tasks: int = DEFAULT_MAX_TASKS,
+        settings: LoopSettings = LoopSettings(),
     ) -> None:
         self._cache = cache
+        self._store = store
         self._producer = producer
-        self._consumer = consumer
-        self._table = table
+        self._make_consumer = make_consumer
+        self._consumer: Consumer | None = None
         self._now = now
-        self._new_id = new_id
+        self.holder = holder
         self.topics = topics
-        self._max_tasks = max_tasks
-        self._retries = _Retries()
+        self._settings = settings
         self._changes: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
-        self._completed: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
-        self._files = FileRules()
-        self._requirers: dict[str, list[PhaseRecord]] = {}
-        self._meta_files = MetaFiles(cache.workflow_folder)
+        self._queued: list[TaskRecord] = []  # committed this turn: sent straight after
+        meta_rows = MetaFiles(cache.workflow_folder).rows
+        self._scheduler = Scheduler(
+            table, new_id=new_id, meta_rows=meta_rows, max_tasks=max_tasks,
+            task_ttl=settings.task_ttl,
+        )  # fmt: skip
+        self._resolution = Resolution(
+            cache, self._scheduler.files, requirers=self._scheduler.requirers,
+            files_topic=topics.files, new_id=new_id, now=now, meta_rows=meta_rows,
+            max_tasks=max_tasks,
+        )  # fmt: skip
+        self._outbox = Outbox(
+            store, producer, leader=holder, now=now, contained=self._contained,
+            ttl=lambda r: self._scheduler.ttl(r.workflow, r.phase),
+        )  # fmt: skip
+        self._clock = _Clockwork()
         self.counters = Counters()
 
-    # wiring
-    def on_change(self, keys: list[str]) -> None:
-        """Called by the watch thread: queue the keys and wake the loop to apply them now."""
-        self._changes.put(keys)
-        self._consumer.wakeup()
+    # leadership
+    @property
+    def leading(self) -> bool:
+        return self._consumer is not None
 
+    def lead(self) -> bool:
+        """Take (or renew) the lease; on taking it, schedule every file and open the bus.
+
+        Returns whether this process leads. A standby logs who leads instead.
+        """
+        lease = self._store.acquire(self.holder, ttl=self._settings.lease)
+        self._clock.renewed = self._now()
+        if lease.holder != self.holder:
+            if self.leading:
+                self.step_down(f"the lease is held by {lease.holder}")
+            return False
+        if not self.leading:
+            log.info("leading: holding the lease until %s", lease.expires.isoformat())
+            self._consumer = self._make_consumer()
+            self.load_all()
+        return True
+
+    def step_down(self, why: str) -> None:
+        """Stop sending and scheduling: another process leads now."""
+        log.error("no longer leading: %s; standing by", why)
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        self._scheduler.clear()
+
+    def release(self) -> None:
+        """On a clean stop: give the lease up, so a successor takes over at once."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        self._store.release(self.holder)
+
+    def on_change(self, keys: list[str]) -> None:
+        """Called by the watch thread: queue the keys and wake the loop to apply them now.
+
+        A standby drops them: taking the lease schedules every file afresh."""
+        self._resolution.forget_lookups()
+        consumer = self._consumer
+        if consumer is not None:
+            self._changes.put(keys)
+            consumer.wakeup()
+
+    def run(self, stop: threading.Event, *, poll: float = 0.2) -> None:
+        """Lead (or stand by) until `stop`; each step is whole before `stop` is looked at."""
+        standby_logged = ""
+        while not stop.is_set():
+            try:
+                self.step(timeout=self.seconds_to_wait(poll))
+            except LeaseLost as err:
+                self.step_down(str(err))
+            if self.leading:
+                standby_logged = ""
+                continue
+            lease = self._store.lease()
+            holder = lease.holder if lease else "nobody"
+            if holder != standby_logged:
+                log.info("standing by: the lease is held by %s until %s", holder,
+                         lease.expires.isoformat() if lease else "-")  # fmt: skip
+                standby_logged = holder
+            stop.wait(min(self._settings.lease / 10, 1.0))
+
+    def _renew_if_due(self) -> bool:
+        """Renew the lease every third of its length (taking it over if it is free)."""
+        renewed = self._clock.renewed
+        third = timedelta(seconds=self._settings.lease / 3)
+        if self.leading and renewed is not None and self._now() - renewed < third:
+            return True
+        return self.lead()
+
+    # one turn
     def load_all(self) -> None:
-        """Schedule every file in the cache (at start-up), in time linear in the phases."""
+        """Schedule every file (on taking the lease), in time linear in the phases, and fire
+        what each cron phase missed while nobody led, per its `catchup=`."""
+        self._resolution.forget_lookups()
         by_file: dict[str, list[PhaseRecord]] = {}
         for phase in self._cache.phases_to_schedule():
             by_file.setdefault(phase.file_path, []).append(phase)
         now = self._now()  # one instant for all: jobs sharing a schedule share a next fire
+        missed: list[Firing] = []
         for key, phases in by_file.items():
-            self._contained(f"scheduling {key}", lambda k=key, p=phases: self._schedule(k, now, p))
-
-    def run(self, stop: threading.Event, *, poll: float = 0.2) -> None:
-        """Loop until `stop`: each message is handled whole before the loop looks at `stop`."""
-        while not stop.is_set():
-            self.step(timeout=self.seconds_to_wait(poll))
+            self._contained(f"scheduling {key}", lambda k=key, p=phases: self._schedule(k, p, now))
+            jobs, _ = cron_jobs(phases)
+            if jobs:
+                missed += self._scheduler.missed(jobs, self._store.marks(key), now)
+        self._record_fires(missed, now)
 
     def step(self, *, timeout: float = 0.0) -> bool:
-        """One turn of the loop: cache changes, due fires and retries, at most one message.
-
-        Returns whether a message was handled.
-        """
+        """One turn of the loop; returns whether any message was handled. A standby only
+        tries to take the lease."""
+        if not self._contained("the lease", self._renew_if_due):
+            threading.Event().wait(timeout)  # the database failed: try again after a poll
+            return False
+        if not self.leading:
+            return False
         while not self._changes.empty():
             self._apply_changes(self._changes.get())
-        self.fire_due()
-        message = self._receive(timeout)
-        if message is None:
-            return False
-        where = f"message {message.topic}@{message.offset}"
-        self._contained(where, lambda: self.handle(message))
-        self._contained(f"ack of {where}", lambda: self._consumer.ack(message))
-        return True
+        now = self._now()
+        self._contained(
+            "cron fires", lambda: self._record_fires(self._scheduler.table.due(now), now)
+        )
+        messages = self._receive(timeout)
+        if messages:  # acknowledged only once committed: a failed batch comes back on restart
+            self._contained(
+                f"a batch of {len(messages)} message(s)", lambda: self._resolve(messages)
+            )
+        self._contained("the outbox", lambda: self._flush(idle=not messages))
+        self._housekeeping()
+        return bool(messages)
+
+    def _flush(self, *, idle: bool) -> None:
+        """Send what this turn queued, then (when idle, or every `due_every` seconds) what
+        else is due: retries whose time came, records the CLI queued, anything left over."""
+        queued, self._queued = self._queued, []
+        self.counters.sent += self._outbox.send(queued)
+        now, last = self._now(), self._clock.due
+        if idle or last is None or (now - last).total_seconds() >= self._settings.due_every:
+            self._clock.due = now
+            self.counters.sent += self._outbox.flush()
 
     def _contained(self, unit: str, work: Callable[[], object]) -> bool:
         """Run one unit of work; any failure is logged with the unit's name, counted, and the
-        loop goes on. Returns whether the unit succeeded."""
+        loop goes on (a lost lease is not a failure of a unit: it goes up). Returns whether
+        the unit succeeded."""
         try:
             work()
+        except LeaseLost:
+            raise
         except Exception:
             self.counters.failures += 1
             log.exception("%s failed (contained; going on)", unit)
             return False
         return True
 
-    def _receive(self, timeout: float) -> Message | None:
-        """The next message; a bus that fails is reported and retried after `timeout`."""
+    def _receive(self, timeout: float) -> list[Message]:
+        """A batch of the messages available now: the first within `timeout`, then as many
+        as are ready at once (group commit), up to the batch size."""
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        messages: list[Message] = []
         try:
-            return self._consumer.receive(timeout)
+            first = consumer.receive(timeout)
+            while first is not None:
+                messages.append(first)
+                if len(messages) >= self._settings.batch:
+                    break
+                first = consumer.receive(0)
         except Exception:
             self.counters.failures += 1
             log.exception("receiving from the bus failed; retrying")
-            time.sleep(timeout)  # at most one poll: a failing bus must not spin the loop
-            return None
+            threading.Event().wait(timeout)  # at most one poll: a failing bus must not spin
+        return messages
 
-    # cron and retries
+    def _resolve(self, messages: list[Message]) -> None:
+        """Resolve a batch in one transaction; commit; then acknowledge it.
+
+        Optimistic: no savepoint per message, since a bad message is refused before it writes
+        anything. Only if a message fails some other way is the batch rolled back and done
+        again with each message in its own savepoint, so that it fails alone.
+        """
+        consumer = self._consumer
+        try:
+            effects = self._resolve_batch(messages, isolated=False)
+        except LeaseLost:
+            raise
+        except Exception:
+            effects = self._resolve_batch(messages, isolated=True)
+        for message in messages:  # committed: now they may be acknowledged
+            self._contained(f"ack of {message.topic}@{message.offset}",
+                            lambda m=message: consumer.ack(m))  # type: ignore[union-attr]  # fmt: skip
+        self._count(effects)
+        self._queued += effects.queued
+        topic, send = self.topics.failed, self._producer.send
+        for task in effects.failed if topic != "-" else ():
+            self._contained(f"send of failed {task.type} {task.id} to {topic}",
+                            lambda t=task: send(topic, t.to_json()))  # fmt: skip
+
+    def _resolve_batch(self, messages: list[Message], *, isolated: bool) -> Effects:
+        effects = Effects()
+        with self._store.transaction(leader=self.holder) as tx:
+            for message in messages:
+                try:
+                    if isolated:
+                        with tx.savepoint():
+                            self._resolution.message(tx, message, effects)
+                    else:
+                        self._resolution.message(tx, message, effects)
+                except BadMessage as err:
+                    self._bad_message(tx, message, str(err), effects)
+                except LeaseLost:
+                    raise
+                except Exception as err:
+                    if not isolated:
+                        raise
+                    self.counters.failures += 1  # contained: rolled back, reported, acked
+                    log.exception("message %s@%d failed (contained; going on)",
+                                  message.topic, message.offset)  # fmt: skip
+                    why = f"internal error: {type(err).__name__}: {err}"
+                    self._bad_message(tx, message, why, effects)
+        return effects
+
+    def _bad_message(self, tx: Tx, message: Message, why: str, effects: Effects) -> None:
+        """An alert in the batch's transaction; logged once the batch is committed."""
+        text = f"bad message on {message.topic} at {message.offset}: {why}: {message.body:.200}"
+        tx.alert("bad_message", text)
+        effects.bad.append(text)
+
+    def _count(self, effects: Effects) -> None:
+        for text in effects.bad:
+            log.error("%s", text)
+        self.counters.bad_messages += len(effects.bad)
+        counts = effects.counts
+        self.counters.done += counts["done"]
+        self.counters.retries += counts["retries"]
+        self.counters.failed += counts["failed"]
+        self.counters.alerts += counts["alerts"]
+        self.counters.phase_errors += counts["phase_errors"]
+        self.counters.children += counts["children"]
+        self.counters.files += counts["files"]
+        self.counters.duplicates += counts["duplicates"]
+
+    # cron and workflow changes
     def fire_times(self, file_path: str, task: str) -> tuple[datetime, datetime] | None:
         """The previous and next fire of a cron phase (None for a phase not on a clock)."""
-        return self._table.times(file_path, task, self._now())
-
-    def fire_due(self) -> None:
-        now = self._now()
-        for firing in self._table.due(now):
-            unit = f"cron fire of {firing.job.phase.file_path}: {firing.job.phase.task}"
-            self._contained(unit, lambda f=firing: self._fire(f, now))
-        for task in self._retries.due(now):
-            self._send(task.type, task)
-
-    def _fire(self, firing: Firing, now: datetime) -> None:
-        phase = firing.job.phase
-        try:
-            tasks = cron_tasks(
-                firing, new_id=self._new_id, created=now, meta_rows=self._meta_files.rows,
-                max_tasks=self._max_tasks,
-            )  # fmt: skip
-        except (BatchError, TemplateError) as err:
-            self._phase_error(f"{phase.file_path}: {phase.task}: {err}")
-            return
-        sent = sum(self._send(task.type, task) for task in tasks)
-        log.info("fired %s: %s at %s: %d task(s) sent %s", phase.file_path, phase.task,
-                 firing.at.isoformat(), sent, " ".join(t.id for t in tasks[:3]))  # fmt: skip
+        return self._scheduler.table.times(file_path, task, self._now())
 
     def seconds_to_wait(self, poll: float) -> float:
-        """Seconds until the next fire or retry, at most `poll` (changes arrive meanwhile)."""
-        times = [t for t in (self._table.next_wakeup(), self._retries.next_time()) if t]
-        if not times:
+        """Seconds until the next cron fire, at most `poll` (messages, retries and workflow
+        changes are looked at every turn)."""
+        wakeup = self._scheduler.table.next_wakeup()
+        if wakeup is None:
             return poll
-        return max(0.0, min(poll, (min(times) - self._now()).total_seconds()))
+        return max(0.0, min(poll, (wakeup - self._now()).total_seconds()))
+
+    def _record_fires(self, firings: list[Firing], now: datetime) -> None:
+        if not firings:
+            return
+        made: list[TaskRecord] = []
+        with self._store.transaction(leader=self.holder) as tx:
+            for firing in firings:
+                phase = firing.job.phase
+                self._contained(f"cron fire of {phase.file_path}: {phase.task}",
+                                lambda f=firing: made.extend(self._fire(tx, f, now)))  # fmt: skip
+        self._queued += made
+
+    def _fire(self, tx: Tx, firing: Firing, now: datetime) -> list[TaskRecord]:
+        try:
+            with tx.savepoint():
+                return self._scheduler.fire(tx, firing, now)
+        except PhaseError as err:
+            phase = firing.job.phase
+            self._phase_error(tx, str(err), workflow=phase.file_path, phase=phase.task)
+            tx.set_mark(phase.file_path, phase.task, firing.at)
+            return []
+
+    def _phase_error(self, tx: Tx, text: str, *, workflow: str = "", phase: str = "") -> None:
+        self.counters.phase_errors += 1
+        tx.alert("phase_error", text, workflow=workflow, phase=phase)
+        log.error("%s", text)
 
     def _apply_changes(self, keys: list[str]) -> None:
         """Reschedule only the changed files; a file that cannot be rescheduled keeps its jobs."""
         now = self._now()
         for key in keys:
             if key.startswith("-"):
-                self._unschedule(key[1:])
+                self._scheduler.unschedule(key[1:])
             else:
-                self._contained(f"rescheduling {key}", lambda k=key: self._schedule(k, now))
+                self._contained(f"rescheduling {key}", lambda k=key: self._reschedule(k, now))
 
-    def _unschedule(self, key: str) -> None:
-        self._table.remove_file(key)
-        self._files.remove_file(key)
-        self._requirers.pop(key, None)
-        log.info("unscheduled %s: the file is gone", key)
+    def _reschedule(self, key: str, now: datetime) -> None:
+        self._schedule(key, self._cache.phases(key), now)
 
-    def _schedule(self, key: str, now: datetime, phases: list[PhaseRecord] | None = None) -> None:
-        """(Re)schedule one file; nothing changes until its new jobs are all computed.
+    def _schedule(self, key: str, phases: list[PhaseRecord], now: datetime) -> None:
+        problems = self._scheduler.schedule(key, phases, now)
+        if problems:
+            with self._store.transaction(leader=self.holder) as tx:
+                for text in problems:
+                    self._phase_error(tx, text, workflow=key)
 
-        Logs one line per file with each cron phase's next fire time and the time zone.
-        """
-        if phases is None:
-            phases = self._cache.phases(key)
-        jobs, problems = cron_jobs(phases)
-        runnable = [p for p in phases if not status_has_error(p.status)]
-        upcoming = self._table.set_file(key, jobs, now)
-        self._files.set_file(key, runnable)
-        self._requirers[key] = [
-            p for p in runnable if "require=" in p.rule and "require" in parse_query(p.rule)
-        ]
-        fires = ", ".join(f"{f.job.phase.task} at {f.at.isoformat()}" for f in upcoming)
-        zone = getattr(self._table.zone, "key", self._table.zone)
-        log.info("scheduled %s: %s", key, f"next fires {fires} ({zone})" if fires else "no cron")
-        for phase in phases:
-            if status_has_error(phase.status):
-                log.error("%s: %s will not run: %s", key, phase.task, phase.status)
-        for problem in problems.values():
-            self._phase_error(problem)
+    # housekeeping
+    def _housekeeping(self) -> None:
+        now = self._now()
+        clock = self._clock
+        if clock.stuck is None or (now - clock.stuck).total_seconds() >= self._settings.stuck_every:
+            clock.stuck = now
+            self._contained("the stuck task check", self._alert_stuck)
+        retention = self._settings.retention
+        if retention is not None and (
+            clock.purging
+            or clock.purged is None
+            or now - clock.purged >= self._settings.purge_every
+        ):
+            clock.purged = now
+            self._contained("retention", lambda: self._purge(now - retention))
 
-    # messages
-    def handle(self, message: Message) -> None:
-        """One message of the done or files topic; a bad one is logged and counted, not fatal."""
-        if message.topic == self.topics.files:
-            self._handle_file(message)
+    def _alert_stuck(self) -> None:
+        stuck = self._store.stuck()
+        if not stuck:
             return
-        try:
-            done = Task.from_json(message.body)
-        except ValueError as err:
-            self._bad_message(message, str(err))
-            return
-        self.counters.done += 1
-        workflow = done.meta_value("workflow")
-        phase = self._cache.get(done)
-        if phase.is_empty():
-            self._bad_message(message, f"no phase for {task_name(done)} in workflow {workflow!r}")
-            return
-        completed = self._completed_in(workflow, done)
-        if done.result == Result.COMPLETE and task_name(done) in completed:
-            log.info("duplicate done message for %s %s ignored", task_name(done), done.id)
-            return
-        run = Run(
-            phase=phase,
-            children=self._cache.children(done),
-            file_phases=self._requirers.get(phase.file_path, ()),
-            completed=frozenset(completed),
-            failed_topic=self.topics.failed,
-            max_tasks=self._max_tasks,
-            meta_rows=self._meta_files.rows,
-        )
-        try:
-            decision = resolve(done, run, now=self._now())
-        except (ValueError, TypeError) as err:
-            self._bad_message(message, str(err))
-            return
-        if done.result == Result.COMPLETE:
-            completed.add(task_name(done))
-        self._perform(decision)
+        with self._store.transaction(leader=self.holder) as tx:
+            for record in stuck:
+                text = _stuck_text(record, self._now())
+                tx.alert("stuck", text, workflow=record.workflow, phase=record.phase,
+                         rec=record.rec)  # fmt: skip
+                log.warning("ALERT %s", text)
+        self.counters.stuck += len(stuck)
 
-    def _perform(self, decision: Decision) -> None:
-        for topic, task in decision.send:
-            if topic == self.topics.failed:
-                self.counters.failed += 1
-            self._send(topic, task)
-        if decision.retry is not None:
-            self.counters.retries += 1
-            self._retries.add(*decision.retry)
-        for alert in decision.alerts:
-            self.counters.alerts += 1
-            log.warning("ALERT %s", alert)
-        for note in decision.notes:
-            log.info("%s", note)
-        for error in decision.errors:
-            self._phase_error(error)
+    def _purge(self, before: datetime) -> None:
+        """One batch per turn, so the loop is never held for long; goes on next turn."""
+        deleted = self._store.purge(before)
+        self.counters.purged += deleted
+        self._clock.purging = deleted > 0
+        if deleted:
+            log.info("retention: deleted %d row(s) older than %s", deleted, before.isoformat())
 
-    def _handle_file(self, message: Message) -> None:
-        try:
-            tasks, errors = self._files.tasks(
-                message.body, new_id=self._new_id, now=self._now(),
-                meta_rows=self._meta_files.rows, max_tasks=self._max_tasks,
-            )  # fmt: skip
-        except ValueError as err:
-            self._bad_message(message, str(err))
-            return
-        for task in tasks:
-            self._send(task.type, task)
-        for error in errors:
-            self._phase_error(error)
 
-    def _completed_in(self, workflow: str, done: Task) -> set[str]:
-        key = (workflow, done.id)
-        completed = self._completed.setdefault(key, set())
-        self._completed.move_to_end(key)
-        while len(self._completed) > RUNS_REMEMBERED:
-            self._completed.popitem(last=False)
-        return completed
-
-    def _send(self, topic: str, task: Task) -> bool:
-        """Each send is a unit of its own: one task that cannot be sent stops no other.
-
-        Logged at debug level: at thousands of tasks a second, a line each would cost more
-        than the send (cron fires, retries, failures and alerts are logged at info and up).
-        """
-        if self._contained(f"send of {task_name(task)} {task.id} to {topic}",
-                           lambda: self._producer.send(topic, task.to_json())):  # fmt: skip
-            self.counters.sent += 1
-            log.debug("sent %s %s %s", topic, task.id, task.info)
-            return True
-        return False
-
-    def _bad_message(self, message: Message, why: str) -> None:
-        self.counters.bad_messages += 1
-        log.error(
-            "bad message on %s at %d: %s: %.200s", message.topic, message.offset, why, message.body
-        )
-
-    def _phase_error(self, error: str) -> None:
-        self.counters.phase_errors += 1
-        log.error("%s", error)
+def _stuck_text(record: TaskRecord, now: datetime) -> str:
+    sent = record.sent.isoformat() if record.sent else "?"
+    return (
+        f"record {record.rec} ({record.name} {record.id}) sent at {sent} has no done "
+        f"by its deadline {record.deadline.isoformat() if record.deadline else '?'} "
+        f"(now {now.isoformat()})"
+    )

@@ -62,7 +62,7 @@ def run_of(task: str, completed: tuple[str, ...] = ()) -> Run:
 
 
 def sent(decision) -> list[tuple[str, str, str]]:
-    return [(topic, task.job, task.info) for topic, task in decision.send]
+    return [(phase.topic, task.job, task.info) for phase, task in decision.send]
 
 
 def test_complete_starts_children_with_parent_id_and_meta() -> None:
@@ -99,7 +99,7 @@ def test_require_already_met_starts_the_child_at_once() -> None:
         done("transform:orders", Result.COMPLETE),
         run_of("transform:orders", ("extract", "transform:customers")), now=NOW,
     )  # fmt: skip
-    assert [topic for topic, _ in decision.send] == ["load"]
+    assert [phase.topic for phase, _ in decision.send] == ["load"]
 
 
 def test_batch_rules_expand_a_child() -> None:
@@ -118,7 +118,7 @@ def test_a_bad_child_fails_alone() -> None:
     )
     run = Run(phase=PHASES["extract"], children=[broken, PHASES["transform:orders"]])
     decision = resolve(done("extract", Result.COMPLETE), run, now=NOW)
-    assert [topic for topic, _ in decision.send] == ["transform"]
+    assert [phase.topic for phase, _ in decision.send] == ["transform"]
     assert len(decision.errors) == 1
     assert decision.errors[0].startswith("etl.toml: broken: ")
     assert "nope" in decision.errors[0]
@@ -140,14 +140,16 @@ def test_error_retries_after_delay_plus_a_deterministic_jitter() -> None:
 def test_exhausted_retries_fail_and_alert() -> None:
     decision = resolve(done("extract", Result.ERROR, retry=2), run_of("extract"), now=NOW)
     assert decision.retry is None
-    assert [topic for topic, _ in decision.send] == ["retry-failed"]
+    assert decision.send == () and decision.failed is not None
+    assert decision.failed.id == "run-1"
     assert decision.alerts == ("extract run-1 failed after 2 retries: boom",)
 
 
-def test_no_alert_and_disabled_failed_topic() -> None:
-    run = Run(phase=PHASES["transform:customers"], children=[], failed_topic="-")
+def test_no_alert() -> None:
+    run = Run(phase=PHASES["transform:customers"], children=[])
     decision = resolve(done("transform:customers", Result.ERROR), run, now=NOW)
     assert (decision.send, decision.alerts) == ((), ())
+    assert decision.failed is not None
     assert decision.notes == ("transform:customers run-1 failed after 0 retries: boom",)
 
 
@@ -209,7 +211,7 @@ def test_require_meta_form_of_the_go_flowlord(meta: str, started: list[str]) -> 
         file_phases=list(GO_PHASES.values()),
     )  # fmt: skip
     decision = resolve(parent, run, now=NOW)
-    assert [topic for topic, _ in decision.send] == started
+    assert [phase.topic for phase, _ in decision.send] == started
     assert decision.errors == ()
 
 
@@ -222,7 +224,7 @@ def test_a_child_with_an_error_status_is_not_started_and_says_why() -> None:
     )
     run = Run(phase=PHASES["extract"], children=[bad, PHASES["transform:orders"]])
     decision = resolve(done("extract", Result.COMPLETE), run, now=NOW)
-    assert [topic for topic, _ in decision.send] == ["transform"]
+    assert [phase.topic for phase, _ in decision.send] == ["transform"]
     assert decision.errors == ("etl.toml: bad topic: not started: invalid topic: bad topic",)
 
 
@@ -235,7 +237,7 @@ def test_an_error_of_a_phase_with_an_error_status_fails_without_a_retry() -> Non
     failed = Task(type="x", meta="workflow=x.toml", id="r", result=Result.ERROR, msg="boom")
     decision = resolve(failed, Run(phase=phase, children=[]), now=NOW)
     assert decision.retry is None
-    assert [topic for topic, _ in decision.send] == ["retry-failed"]
+    assert decision.send == () and decision.failed == failed
     assert "no retry, its phase has errors" in decision.alerts[0]
 
 

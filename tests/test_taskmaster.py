@@ -13,6 +13,7 @@ import pytest
 
 from cache import RefreshError, SQLiteCache
 from flowlord.bus import FileBus
+from flowlord.state import SQLiteTaskStore
 from flowlord.taskmaster import Taskmaster
 from flowlord.worker import NopWorker
 from tests.conftest import write
@@ -66,15 +67,17 @@ class System:
         self.bus_dir = tmp_path / "bus"
         bus = FileBus(self.bus_dir)
         ids = (f"id-{n}" for n in range(1000))
+        self.store = SQLiteTaskStore(tmp_path / "flowlord.db", now=self.clock)
         self.taskmaster = Taskmaster(
-            self.cache, bus.producer(), bus.consumer(["done", "files"], "taskmaster"),
-            table=CronTable(UTC), now=self.clock, new_id=lambda: next(ids),
+            self.cache, self.store, bus.producer(),
+            lambda: bus.consumer(["done", "files"], "taskmaster"),
+            table=CronTable(UTC), now=self.clock, new_id=lambda: next(ids), holder="test",
         )  # fmt: skip
         topics = ["extract", "transform", "load"]
         self.worker = NopWorker(
             bus.consumer(topics, "worker"), bus.producer(), now=self.clock, fail_first=fail_first
         )
-        self.taskmaster.load_all()
+        assert self.taskmaster.lead()
 
     def settle(self, at: datetime) -> None:
         self.clock.now = at
@@ -136,7 +139,7 @@ def test_three_levels_with_a_retry_and_a_failure(system: System) -> None:
         ("load", "", "error"),
     ]  # fmt: skip
     counters = system.taskmaster.counters
-    assert (counters.sent, counters.retries, counters.failed, counters.alerts) == (6, 1, 1, 1)
+    assert (counters.sent, counters.retries, counters.failed, counters.alerts) == (5, 1, 1, 1)
     assert (counters.bad_messages, counters.phase_errors) == (0, 0)
 
 
@@ -274,10 +277,12 @@ def test_for_range_over_the_cap_is_an_error_for_that_phase(tmp_path: Path) -> No
     made.cache.close()
 
 
-def test_retry_waits_are_never_slept(system: System) -> None:
+def test_a_retry_is_sent_at_the_first_turn_at_or_after_its_due_time(system: System) -> None:
+    """Retries are `waiting` records, looked for every turn: nothing sleeps until them."""
     system.settle(at(2, 0))
-    assert system.taskmaster.seconds_to_wait(0.2) == 0.2
     jitter = jitter_fraction("id-0", "transform:orders", 1)
     due = at(2, 0) + timedelta(minutes=5) * (1 + 0.4 * jitter)
-    system.clock.now = due - timedelta(seconds=0.05)
-    assert 0.0 < system.taskmaster.seconds_to_wait(0.2) <= 0.05
+    system.settle(due - timedelta(milliseconds=1))
+    assert len(system.topic("transform")) == 2
+    system.settle(due)
+    assert [t.meta_value("retry") for t in system.topic("transform")] == ["", "", "1"]

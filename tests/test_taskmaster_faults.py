@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from cache import SQLiteCache
-from flowlord.bus import Consumer, FileBus
+from flowlord.bus import FileBus
+from flowlord.state import SQLiteTaskStore, TaskFilter
 from flowlord.taskmaster import Taskmaster
 from tests.conftest import write
 from tests.test_taskmaster import Clock
 from workflow import Result, Task
 from workflow.schedule import CronTable, cron_jobs
+from workflow.state import State
 
 WORKFLOW = """
 [[Phase]]
@@ -41,20 +45,29 @@ template = "?day={yyyy}-{mm}-{dd}"
 START = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
 
 
-def build(tmp_path: Path) -> tuple[Taskmaster, SQLiteCache, FileBus, Consumer]:
+@dataclass
+class Rig:
+    taskmaster: Taskmaster
+    cache: SQLiteCache
+    bus: FileBus
+    store: SQLiteTaskStore
+    clock: Clock
+
+
+def build(tmp_path: Path) -> Rig:
     write(tmp_path / "wf", "w.toml", WORKFLOW)
     clock = Clock(START)
     cache = SQLiteCache(tmp_path / "wf", tmp_path / "db", now=clock)
     cache.refresh()
     bus = FileBus(tmp_path / "bus")
     ids = (f"id-{n}" for n in range(100))
-    consumer = bus.consumer(["done", "files"], "taskmaster")
+    store = SQLiteTaskStore(tmp_path / "db", now=clock)
     taskmaster = Taskmaster(
-        cache, bus.producer(), consumer,
-        table=CronTable(UTC), now=clock, new_id=lambda: next(ids),
+        cache, store, bus.producer(), lambda: bus.consumer(["done", "files"], "taskmaster"),
+        table=CronTable(UTC), now=clock, new_id=lambda: next(ids), holder="test",
     )  # fmt: skip
-    taskmaster.load_all()
-    return taskmaster, cache, bus, consumer
+    assert taskmaster.lead()
+    return Rig(taskmaster, cache, bus, store, clock)
 
 
 def done(task: str, task_id: str) -> str:
@@ -72,7 +85,8 @@ def topic(bus: FileBus, name: str) -> list[str]:
 def test_a_send_that_fails_stops_no_other_send(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    taskmaster, cache, bus, _consumer = build(tmp_path)
+    rig = build(tmp_path)
+    taskmaster, cache, bus, store, clock = rig.taskmaster, rig.cache, rig.bus, rig.store, rig.clock
     bus.topic_path("left").mkdir()  # a real fault: the topic's file is a folder
     producer = bus.producer()
     producer.send("done", done("parent", "r1"))
@@ -80,17 +94,27 @@ def test_a_send_that_fails_stops_no_other_send(
         assert taskmaster.step()
     assert topic(bus, "right") == ["r1"]  # the sibling was sent all the same
     assert taskmaster.counters.failures == 1
-    assert "send of left r1 to left failed" in caplog.text
+    assert re.search(r"send of record \d+ \(left r1\) to left failed", caplog.text)
     producer.send("done", done("parent", "r2"))
     assert taskmaster.step()  # the loop goes on
     assert topic(bus, "right") == ["r1", "r2"]
+    # Nothing is lost: the tasks that could not be sent wait as queued records, and go once
+    # the fault is gone (tried again with backoff, not on every turn).
+    assert [r.id for r in store.tasks(TaskFilter(state=State.QUEUED))] == ["r2", "r1"]
+    bus.topic_path("left").rmdir()
+    taskmaster.step()
+    assert topic(bus, "left") == []  # still backing off: the clock has not moved
+    clock.now += timedelta(seconds=2)
+    taskmaster.step()
+    assert sorted(topic(bus, "left")) == ["r1", "r2"]
     cache.close()
 
 
 def test_an_unexpected_failure_is_contained_and_the_message_acked(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    taskmaster, cache, bus, _consumer = build(tmp_path)
+    rig = build(tmp_path)
+    taskmaster, cache, bus = rig.taskmaster, rig.cache, rig.bus
     producer = bus.producer()
     producer.send("done", done("parent", "r1"))
     cache.close()  # the database connection is gone: every lookup raises
@@ -105,7 +129,8 @@ def test_an_unexpected_failure_is_contained_and_the_message_acked(
 def test_a_saved_workflow_wakes_the_loop_at_once(tmp_path: Path) -> None:
     """The loop blocks on the bus for up to `poll`; a save must not wait for it. With a poll of
     60 s, the change can only be applied this quickly if the watch thread woke the loop."""
-    taskmaster, cache, _, consumer = build(tmp_path)
+    rig = build(tmp_path)
+    taskmaster, cache = rig.taskmaster, rig.cache
     applied = threading.Event()
     cache.watch(lambda keys: (taskmaster.on_change(keys), applied.set()))
     stop = threading.Event()
@@ -122,7 +147,7 @@ def test_a_saved_workflow_wakes_the_loop_at_once(tmp_path: Path) -> None:
         assert taskmaster.fire_times("w.toml", "parent")[1] == moved  # type: ignore[index]
     finally:
         stop.set()
-        consumer.wakeup()
+        taskmaster.on_change([])  # an empty change wakes the loop blocked on the bus
         loop.join(5)
         cache.close()
     assert not loop.is_alive()

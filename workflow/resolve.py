@@ -25,9 +25,11 @@ __all__ = ["Decision", "MetaRows", "Run", "child_tasks", "resolve", "satisfied",
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Tasks to send now (topic, task), a retry to send later, alerts, and what to log."""
+    """Children to start (each with its phase), a retry to send later, the task that failed
+    for good (for the failed topic), alerts, and what to log."""
 
-    send: tuple[tuple[str, Task], ...] = ()
+    send: tuple[tuple[PhaseRecord, Task], ...] = ()
+    failed: Task | None = None
     retry: tuple[datetime, Task] | None = None
     alerts: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
@@ -42,7 +44,6 @@ class Run:
     children: Sequence[PhaseRecord]
     file_phases: Sequence[PhaseRecord] = ()  # at least those of the file with a `require` rule
     completed: Collection[str] = ()
-    failed_topic: str = "retry-failed"
     max_tasks: int = DEFAULT_MAX_TASKS
     meta_rows: MetaRows | None = None
 
@@ -95,7 +96,7 @@ def _complete(done: Task, run: Run, now: datetime) -> Decision:
             errors.append(f"{phase.file_path}: {phase.task}: not started: {phase.status}")
             continue
         try:
-            sends += [(phase.topic, t) for t in child_tasks(done, phase, run, when, now)]
+            sends += [(phase, t) for t in child_tasks(done, phase, run, when, now)]
         except (BatchError, TemplateError) as err:
             errors.append(f"{phase.file_path}: {phase.task}: {err}")
     return Decision(send=tuple(sends), notes=notes, errors=tuple(errors))
@@ -146,9 +147,8 @@ def _error(done: Task, run: Run, now: datetime) -> Decision:
         return Decision(retry=(now + wait, retry), notes=(note,), errors=errors)
     else:
         failed = f"{task_name(done)} {done.id} failed after {attempt} retries: {done.msg}"
-    send = ((run.failed_topic, done),) if run.failed_topic != "-" else ()
     alerts = () if _no_alert(rule) else (failed,)
-    return Decision(send=send, alerts=alerts, notes=(failed,))
+    return Decision(failed=done, alerts=alerts, notes=(failed,))
 
 
 def _policy(phase: PhaseRecord, rule: dict[str, str]) -> tuple[RetryPolicy, tuple[str, ...]]:

@@ -1,0 +1,105 @@
+"""The outbox: what is committed as `queued` (or `waiting` and due) goes on the bus, then is
+marked `sent`.
+
+Nothing is sent before it is committed. A crash between a send and its mark sends that task
+again on restart (at least once: a worker may see a task twice, and tells the attempts apart by
+`id` and meta `retry`). Each send is a unit of its own: one that fails stops no other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from flowlord.bus import Producer
+from flowlord.state import TaskRecord, TaskStore
+from workflow.state import State
+
+log = logging.getLogger("flowlord.outbox")
+
+ACTOR = "flowlord"
+BATCH = 1000
+FIRST_BACKOFF = timedelta(seconds=1)
+MAX_BACKOFF = timedelta(minutes=1)
+
+
+class Outbox:
+    """Sends the due records of a store; `ttl(record)` sets each sent record's deadline."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        producer: Producer,
+        *,
+        leader: str,
+        now: Callable[[], datetime],
+        ttl: Callable[[TaskRecord], timedelta],
+        contained: Callable[[str, Callable[[], object]], bool],
+    ) -> None:
+        self._store = store
+        self._producer = producer
+        self._leader = leader
+        self._now = now
+        self._ttl = ttl
+        self._contained = contained
+        # Records whose send failed, and when to try again: a topic that cannot be written
+        # (its file is a folder, the disk is full) is tried with backoff, not every turn.
+        self._backoff: dict[int, tuple[datetime, timedelta]] = {}
+
+    def send(self, records: list[TaskRecord]) -> int:
+        """Send records just committed as queued (the caller has them at hand: no query)."""
+        return self._send(records) if records else 0
+
+    def flush(self) -> int:
+        """Send every record the store says is due now (queued ones, waiting ones whose time
+        has come), in batches; returns how many were sent. This finds what `send` was not
+        given: retries, records queued by the CLI, and what a crash left queued."""
+        total = 0
+        while True:
+            records = self._store.due(limit=BATCH)
+            if not records:
+                return total
+            sent = self._send(records)
+            total += sent
+            if len(records) < BATCH or not sent:  # all sent, or what is left is backing off
+                return total
+
+    def _send(self, records: list[TaskRecord]) -> int:
+        """Queue the due waiting ones, send, then mark what went out as sent."""
+        now = self._now()
+        records = [
+            r for r in records if r.rec not in self._backoff or self._backoff[r.rec][0] <= now
+        ]
+        if any(r.state == State.WAITING for r in records):
+            # A retry whose time has come is queued first: the send follows the commit.
+            with self._store.transaction(leader=self._leader) as tx:
+                records = [
+                    tx.move(r.rec, State.QUEUED, actor=ACTOR, reason="due", current=r)
+                    if r.state == State.WAITING
+                    else r
+                    for r in records
+                ]
+        delivered = []
+        for record in records:
+            unit = f"send of record {record.rec} ({record.name} {record.id}) to {record.type}"
+            if self._contained(
+                unit, lambda r=record: self._producer.send(r.type, r.task().to_json())
+            ):
+                delivered.append(record)
+                self._backoff.pop(record.rec, None)
+            else:
+                _, wait = self._backoff.get(record.rec, (now, FIRST_BACKOFF / 2))
+                wait = min(wait * 2, MAX_BACKOFF)
+                self._backoff[record.rec] = (now + wait, wait)
+        deadlines = [now + self._ttl(record) for record in delivered]
+        with self._store.transaction(leader=self._leader) as tx:
+            unmarked = tx.move_all(delivered, State.SENT, actor=ACTOR, reason="sent",
+                                   deadlines=deadlines)  # fmt: skip
+        for rec in unmarked:  # cancelled meanwhile (by the CLI): it was sent all the same
+            log.warning("record %d sent, but not marked sent: it changed meanwhile", rec)
+        if log.isEnabledFor(logging.DEBUG):
+            for record in delivered:
+                log.debug("sent %s %s %s (record %d)", record.type, record.id, record.info,
+                          record.rec)  # fmt: skip
+        return len(delivered)

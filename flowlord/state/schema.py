@@ -1,0 +1,157 @@
+"""The task-state tables in the cache's database file: connection settings and migrations.
+
+The cache owns `PRAGMA user_version`, so task state keeps its own version in
+`schema_versions(component, version)`: either side may open (and create) the file first,
+and each migrates only its own tables, in one `BEGIN IMMEDIATE` transaction.
+"""
+
+from __future__ import annotations
+
+import os
+
+import apsw
+
+from cache.schema import BUSY_TIMEOUT_MS, SchemaError, transaction
+
+COMPONENT = "task_state"
+SYNCHRONOUS = ("FULL", "NORMAL")
+
+# Every index costs each insert (and each move, for those on `state`) several µs: there is
+# one per question the protocol asks, and no more. Partial indexes keep two hot queries
+# small: only waiting rows carry `due` and only sent rows `deadline`; a query must repeat
+# the index's WHERE term verbatim for SQLite to use it (tests check every plan). Purging
+# walks `created`: a record last updated before the cutoff was created before it too.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE task_records (
+      rec INTEGER PRIMARY KEY AUTOINCREMENT,
+      id TEXT NOT NULL,
+      type TEXT NOT NULL,
+      job TEXT NOT NULL DEFAULT '',
+      info TEXT NOT NULL DEFAULT '',
+      meta TEXT NOT NULL DEFAULT '',
+      workflow TEXT NOT NULL DEFAULT '',
+      phase TEXT NOT NULL DEFAULT '',
+      attempt INTEGER NOT NULL DEFAULT 0,
+      origin TEXT NOT NULL,
+      origin_key TEXT NOT NULL UNIQUE,
+      state TEXT NOT NULL,
+      result TEXT NOT NULL DEFAULT '',
+      msg TEXT NOT NULL DEFAULT '',
+      created TEXT NOT NULL,
+      due TEXT,
+      sent TEXT,
+      started TEXT,
+      ended TEXT,
+      deadline TEXT,
+      updated TEXT NOT NULL
+    );
+    CREATE INDEX idx_records_attempt ON task_records (id, type, job, attempt, info);
+    CREATE INDEX idx_records_state ON task_records (state);
+    CREATE INDEX idx_records_workflow ON task_records (workflow);
+    CREATE INDEX idx_records_type ON task_records (type, job);
+    CREATE INDEX idx_records_created ON task_records (created);
+    CREATE INDEX idx_records_waiting ON task_records (due) WHERE state = 'waiting';
+    CREATE INDEX idx_records_sent ON task_records (deadline) WHERE state = 'sent';
+    CREATE TABLE task_transitions (
+      rec INTEGER NOT NULL REFERENCES task_records (rec) ON DELETE CASCADE,
+      from_state TEXT NOT NULL,
+      to_state TEXT NOT NULL,
+      reason TEXT NOT NULL DEFAULT '',
+      actor TEXT NOT NULL DEFAULT '',
+      at TEXT NOT NULL
+    );
+    CREATE INDEX idx_transitions_rec ON task_transitions (rec);
+    CREATE TABLE alert_records (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      at TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      workflow TEXT NOT NULL DEFAULT '',
+      phase TEXT NOT NULL DEFAULT '',
+      rec INTEGER REFERENCES task_records (rec) ON DELETE SET NULL,
+      message TEXT NOT NULL,
+      notified TEXT
+    );
+    CREATE INDEX idx_alerts_at ON alert_records (at);
+    CREATE INDEX idx_alerts_kind ON alert_records (kind);
+    CREATE INDEX idx_alerts_rec ON alert_records (rec, kind);
+    CREATE TABLE cron_marks (
+      workflow TEXT NOT NULL,
+      phase TEXT NOT NULL,
+      fired TEXT NOT NULL,
+      PRIMARY KEY (workflow, phase)
+    );
+    CREATE TABLE leader_lease (
+      one INTEGER PRIMARY KEY CHECK (one = 1),
+      holder TEXT NOT NULL,
+      expires TEXT NOT NULL,
+      acquired TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(db_path: str | os.PathLike[str], *, synchronous: str = "FULL") -> apsw.Connection:
+    """Open (creating if needed) the database and migrate the task-state tables.
+
+    Settings are applied to this connection only (`apsw.bestpractice.apply()` would edit a
+    process-global hook list). `synchronous=FULL`: a commit lost on power loss would be a
+    task lost or sent twice; NORMAL is there for measuring what that costs.
+    """
+    if synchronous not in SYNCHRONOUS:
+        allowed = ", ".join(SYNCHRONOUS)
+        raise ValueError(f"synchronous must be one of {allowed}, got {synchronous!r}")
+    path = os.fspath(db_path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"database path {path!r} is a directory, expected a file")
+    try:
+        connection = apsw.Connection(path)
+    except apsw.CantOpenError:
+        raise FileNotFoundError(
+            f"cannot open database {path!r}: no such folder or no access"
+        ) from None
+    connection.set_busy_timeout(BUSY_TIMEOUT_MS)
+    connection.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+    connection.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+    try:
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {synchronous}")
+        # Savepoint journals in memory, not in a temp file: each message's savepoint copies
+        # every page it first touches there, which made an insert 4x dearer (8 -> 30 µs).
+        connection.execute("PRAGMA temp_store = MEMORY")
+        migrate(connection, path)
+    except (apsw.NotADBError, apsw.CorruptError):
+        connection.close()
+        raise SchemaError(f"database {path!r} is not a flowlord SQLite database") from None
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def migrate(connection: apsw.Connection, path: str) -> None:
+    """Apply the task-state migrations this database lacks, in order, and record the version."""
+    with transaction(connection):
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_versions "
+            "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        rows = connection.execute(
+            "SELECT version FROM schema_versions WHERE component = ?", (COMPONENT,)
+        ).fetchall()
+        version = rows[0][0] if rows else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"database {path!r}: table schema_versions gives component {COMPONENT!r} "
+                f"version {version}; this flowlord knows up to {SCHEMA_VERSION}"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            connection.execute(MIGRATIONS[number])
+        if version < SCHEMA_VERSION:
+            connection.execute(
+                "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
+                "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                (COMPONENT, SCHEMA_VERSION),
+            )
