@@ -363,7 +363,6 @@ QUERIES = {
     "transitions": (q.TRANSITIONS, (1,)),
     "marks": (q.MARKS, ("f1.toml",)),
     "update": (q.update(("result", "msg", "started", "ended", "sent", "deadline")), (None,) * 10),
-    "insert": (q.INSERT, (None,) * 16),
     "purge_pick": (q.PURGE_PICK, ("x", 500)),
     "purge_alerts": (q.PURGE_ALERTS, ("x", 500)),
     "purge_transitions": (q.PURGE_TRANSITIONS, ("[1]",)),

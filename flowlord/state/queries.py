@@ -51,11 +51,12 @@ TRANSITIONS = f"SELECT {TRANSITION_COLUMNS} FROM task_transitions WHERE rec = ? 
 MARKS = f"SELECT {MARK_COLUMNS} FROM cron_marks WHERE workflow = ?"
 
 # Not `ON CONFLICT DO NOTHING`: that uses up an AUTOINCREMENT rec for each key it ignores.
+# A plain INSERT: a second record with an origin key fails on its UNIQUE index, and the
+# failed statement is undone whole, so it takes no rec number (AUTOINCREMENT's counter too).
 INSERT = (
     "INSERT INTO task_records (id, type, job, info, meta, workflow, phase, attempt, origin, "
     "origin_key, state, created, due, sent, deadline, updated) "
-    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?10, ?, ?, ?, ?, ?, ? "
-    "WHERE NOT EXISTS (SELECT 1 FROM task_records WHERE origin_key = ?10)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 

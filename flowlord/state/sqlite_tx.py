@@ -92,16 +92,19 @@ class SQLiteTx:
         for new in records:
             task, state = new.task, State(new.state)
             sent = at if state is State.SENT else None  # an external done's: sent now
-            self._db.execute(
-                q.INSERT,
-                (
-                    task.id, task.type, task.job, task.info, task.meta, new.workflow, new.phase,
-                    new.attempt, new.origin.value, new.origin_key, state.value, at,
-                    _t(new.due), sent, _t(new.deadline), at,
-                ),
-            )  # fmt: skip
-            if not self._db.changes():  # the origin key exists: added before
-                made.append(None)
+            try:
+                self._db.execute(
+                    q.INSERT,
+                    (
+                        task.id, task.type, task.job, task.info, task.meta, new.workflow,
+                        new.phase, new.attempt, new.origin.value, new.origin_key, state.value,
+                        at, _t(new.due), sent, _t(new.deadline), at,
+                    ),
+                )  # fmt: skip
+            except apsw.ConstraintError as err:
+                if "origin_key" not in str(err):
+                    raise
+                made.append(None)  # the origin key exists: added before
                 continue
             rec = self._db.last_insert_rowid()
             self._audits.append((rec, "", state.value, reason, actor, at))
