@@ -1,9 +1,8 @@
 """Task-state benchmark: the cost of resolving one done message, per store, beside floors.
 
 A "done" is what the taskmaster does for one done message under group commit: in one
-transaction per batch of 100, a savepoint, `find_attempt`, a move of the record to
-complete and the add of one child; then, in the outbox's transaction per batch, the move
-of that child to sent. The children are the next batch's parents. Floors, measured in the
+transaction per batch of 100, `find_attempt`, a move of the record to complete and the add
+of one child; then, in the outbox's transaction per batch, the children marked sent together. The children are the next batch's parents. Floors, measured in the
 same run: a bare apsw INSERT + UPDATE per done in one transaction per 100 (FULL), and one
 FULL commit alone. Then `purge` batches of 500 over old finished records.
 
@@ -54,32 +53,34 @@ def prefill(store: TaskStore, count: int, prefix: str = "old") -> None:
     for start in range(0, count, 1000):
         keys = [f"{prefix}{i}" for i in range(start, start + 1000)]
         with store.transaction() as tx:
-            recs = tx.add([record(key, key[:-1]) for key in keys], actor="bench", reason="fill")
-            for rec in recs:
-                tx.move(rec or 0, State.COMPLETE, actor="bench", reason="prefill")
+            made = tx.add([record(key, key[:-1]) for key in keys], actor="bench", reason="fill")
+            for new in made:
+                if new is not None:
+                    tx.move(new.rec, State.COMPLETE, actor="bench", reason="prefill", current=new)
 
 
 def sent_parents(store: TaskStore) -> list[TaskRecord]:
     with store.transaction() as tx:
-        recs = tx.add([record(f"p{i}", f"run{i}") for i in range(BATCH)], actor="b", reason="r")
-        return [tx.move(rec or 0, State.SENT, actor="b", reason="r") for rec in recs]
+        made = tx.add([record(f"p{i}", f"run{i}") for i in range(BATCH)], actor="b", reason="r")
+        return [tx.move(new.rec, State.SENT, actor="b", reason="r") for new in made if new]
 
 
 def one_round(store: TaskStore, parents: list[TaskRecord]) -> list[TaskRecord]:
-    """Resolve a batch of dones (one transaction), then mark their children sent (another)."""
-    children: list[int] = []
+    """Resolve a batch of dones (one transaction, as the taskmaster does: no savepoint per
+    done), then mark their children sent in one batch (another transaction)."""
+    children: list[TaskRecord] = []
     with store.transaction(leader="bench") as tx:
         for parent in parents:
-            with tx.savepoint():
-                found = tx.find_attempt(parent.id, parent.type, parent.job, parent.info, 0)
-                if found is None:
-                    raise RuntimeError(f"no record for {parent.origin_key}")
-                tx.move(found.rec, State.COMPLETE, actor="done", reason="ok", result="complete")
-                child = record(f"child:{found.rec}:step:j", parent.id)
-                [rec] = tx.add([child], actor="done", reason="child")
-                children.append(rec or 0)
+            found = tx.find_attempt(parent.id, parent.type, parent.job, parent.info, 0)
+            if found is None:
+                raise RuntimeError(f"no record for {parent.origin_key}")
+            tx.move(found.rec, State.COMPLETE, actor="done", reason="ok", result="complete",
+                    current=found)  # fmt: skip
+            child = record(f"child:{found.rec}:step:j", parent.id)
+            children += [new for new in tx.add([child], actor="done", reason="child") if new]
     with store.transaction(leader="bench") as tx:
-        return [tx.move(rec, State.SENT, actor="outbox", reason="sent") for rec in children]
+        tx.move_all(children, State.SENT, actor="outbox", reason="sent")
+    return children
 
 
 class Floor:
@@ -178,7 +179,7 @@ def main() -> None:
         per_done, commit = compare(Path(tmp), args.rounds, args.prefill)
         purges = purge_batches(Path(tmp) / "purge.db", PURGED)
     print(
-        "one done = savepoint + find_attempt + move + add child, then move child to sent; "
+        "one done = find_attempt + move + add child, then the child marked sent in a batch; "
         f"batches of {BATCH}, {args.prefill} finished records before; medians of {args.rounds}"
     )
     print(f"{'store':<40} {'µs/done':>10} {'done/s':>10}")
