@@ -2,7 +2,8 @@
 
 A "done" is what the taskmaster does for one done message under group commit: in one
 transaction per batch of 100, `find_attempt`, a move of the record to complete and the add
-of one child; then, in the outbox's transaction per batch, the children marked sent together. The children are the next batch's parents. Floors, measured in the
+of one child; then, in the outbox's transaction per batch, the children marked sent
+together. The children are the next batch's parents. Floors, measured in the
 same run: a bare apsw INSERT + UPDATE per done in one transaction per 100 (FULL), and one
 FULL commit alone. Then `purge` batches of 500 over old finished records.
 

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cache import SQLiteCache
 from flowlord.bus import MemoryBus
+from flowlord.state import MemoryTaskStore, SQLiteTaskStore
 from flowlord.taskmaster import Taskmaster
 from workflow import Result, Task
 from workflow.schedule import CronTable, cron_jobs
@@ -56,7 +57,9 @@ def done_tasks(files: int, count: int) -> list[str]:
     ]  # fmt: skip
 
 
-def resolver_rate(files: int, count: int) -> tuple[float, float, int]:
+def resolver_rate(files: int, count: int) -> tuple[float, float, float, int]:
+    """Done tasks resolved per second by the taskmaster with the memory store and with the
+    SQLite store (synchronous=FULL), beside the bus alone; and the children sent."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "wf"
         build(folder, files, crons=False)
@@ -75,22 +78,27 @@ def resolver_rate(files: int, count: int) -> tuple[float, float, int]:
             consumer.ack(message)
         baseline = count / (time.perf_counter() - start)
 
-        bus = MemoryBus()
-        producer = bus.producer()
-        for body in bodies:
-            producer.send("done", body)
-        ids = iter(range(10**9))
-        taskmaster = Taskmaster(
-            cache, producer, bus.consumer(["done", "files"], "taskmaster"),
-            table=CronTable(), now=lambda: START, new_id=lambda: str(next(ids)),
-        )  # fmt: skip
-        start = time.perf_counter()
-        while taskmaster.step():
-            pass
-        rate = count / (time.perf_counter() - start)
-        sent = taskmaster.counters.sent
+        rates, sent = [], 0
+        for store in (MemoryTaskStore(now=lambda: START),
+                      SQLiteTaskStore(Path(tmp) / "cache.db", now=lambda: START)):  # fmt: skip
+            bus = MemoryBus()
+            producer = bus.producer()
+            for body in bodies:
+                producer.send("done", body)
+            ids = iter(range(10**9))
+            taskmaster = Taskmaster(
+                cache, store, producer, lambda b=bus: b.consumer(["done", "files"], "taskmaster"),
+                table=CronTable(), now=lambda: START, new_id=lambda i=ids: str(next(i)), holder="b",
+            )  # fmt: skip
+            taskmaster.lead()
+            start = time.perf_counter()
+            while taskmaster.step():
+                pass
+            rates.append(count / (time.perf_counter() - start))
+            sent = taskmaster.counters.sent
+            store.close()
         cache.close()
-    return rate, baseline, sent
+    return rates[0], rates[1], baseline, sent
 
 
 def scheduler_cost(files: int) -> tuple[float, int, float, int]:
@@ -127,15 +135,16 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100, help="workflow files (10 phases each)")
     parser.add_argument("--cron-files", type=int, default=1000, help="files of 10 cron phases")
     args = parser.parse_args()
-    rate, baseline, sent = resolver_rate(args.files, args.done)
+    memory, durable, baseline, sent = resolver_rate(args.files, args.done)
     print(
         f"resolver: {args.done} done tasks over {args.files * PHASES_PER_FILE} phases, memory bus"
     )
     print(f"{'case':<44}{'tasks/s':>10}")
     print(f"{'baseline: bus + Task JSON round trip':<44}{baseline:>10.0f}")
-    print(f"{'taskmaster: resolve and send children':<44}{rate:>10.0f}")
+    print(f"{'taskmaster, memory store':<44}{memory:>10.0f}")
+    print(f"{'taskmaster, SQLite store (synchronous=FULL)':<44}{durable:>10.0f}")
     print(f"{'children sent':<44}{sent:>10}")
-    print(f"{'ratio baseline/taskmaster':<44}{baseline / rate:>10.1f}x")
+    print(f"{'ratio baseline/taskmaster (SQLite)':<44}{baseline / durable:>10.1f}x")
     print()
     build_ms, jobs, idle_ms, wakes = scheduler_cost(args.cron_files)
     print(f"scheduler: {jobs} cron jobs")

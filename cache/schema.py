@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import apsw
@@ -53,8 +53,24 @@ class SchemaError(RuntimeError):
 def connect(db_path: str | os.PathLike[str]) -> apsw.Connection:
     """Open (creating if needed) and migrate the cache database.
 
-    Settings are applied to this connection only: `apsw.bestpractice.apply()` would edit a
-    process-global hook list. `synchronous=NORMAL` is enough for a cache the files can rebuild.
+    `synchronous=NORMAL` is enough for a cache the files can rebuild.
+    """
+    return open_database(db_path, synchronous="NORMAL", migrate=migrate)
+
+
+def open_database(
+    db_path: str | os.PathLike[str],
+    *,
+    synchronous: str,
+    migrate: Callable[[apsw.Connection, str], None],
+    temp_in_memory: bool = False,
+) -> apsw.Connection:
+    """A connection to a flowlord database file with our settings, migrated by `migrate`.
+
+    The cache and the task state each open their own, with these settings applied to that
+    connection only (`apsw.bestpractice.apply()` would edit a process-global hook list).
+    Raises `IsADirectoryError`, `FileNotFoundError`, or `SchemaError` for a file that is not
+    SQLite or was written by a newer flowlord.
     """
     path = os.fspath(db_path)
     if path != ":memory:" and os.path.isdir(path):
@@ -72,7 +88,9 @@ def connect(db_path: str | os.PathLike[str]) -> apsw.Connection:
         connection.execute("PRAGMA foreign_keys = ON")
         if path != ":memory:":
             connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute(f"PRAGMA synchronous = {synchronous}")
+        if temp_in_memory:
+            connection.execute("PRAGMA temp_store = MEMORY")
         migrate(connection, path)
     except (apsw.NotADBError, apsw.CorruptError):
         connection.close()

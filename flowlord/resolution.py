@@ -18,7 +18,7 @@ from datetime import datetime
 
 from cache import SQLiteCache
 from flowlord.bus import Message
-from flowlord.state import NewRecord, TaskRecord, Tx
+from flowlord.state import LeaseLost, NewRecord, TaskRecord, TaskStore, Tx
 from workflow import PhaseRecord, Result, Task
 from workflow.build import MetaRows
 from workflow.files import FileRules
@@ -95,6 +95,47 @@ class Resolution:
                 lookups.clear()
             found = lookups[key] = (self._cache.get(done), self._cache.children(done))
         return found
+
+    def batch(self, store: TaskStore, messages: Sequence[Message], *, leader: str) -> Effects:
+        """Resolve a batch of messages in one transaction (group commit) and commit it.
+
+        Optimistic: no savepoint per message, since a bad message is refused before it writes
+        anything (an alert is recorded instead). Only if a message fails some other way is the
+        batch rolled back and done again, each message in its own savepoint, so that it fails
+        alone: rolled back, reported, and acknowledged like a bad one.
+        """
+        try:
+            return self._batch(store, messages, leader=leader, isolated=False)
+        except LeaseLost:
+            raise
+        except Exception:
+            return self._batch(store, messages, leader=leader, isolated=True)
+
+    def _batch(
+        self, store: TaskStore, messages: Sequence[Message], *, leader: str, isolated: bool
+    ) -> Effects:
+        effects = Effects()
+        with store.transaction(leader=leader) as tx:
+            for message in messages:
+                try:
+                    if isolated:
+                        with tx.savepoint():
+                            self.message(tx, message, effects)
+                    else:
+                        self.message(tx, message, effects)
+                except BadMessage as err:
+                    _bad_message(tx, message, str(err), effects)
+                except LeaseLost:
+                    raise
+                except Exception as err:
+                    if not isolated:
+                        raise
+                    effects.counts["failures"] += 1
+                    log.exception("message %s@%d failed (contained; going on)",
+                                  message.topic, message.offset)  # fmt: skip
+                    why = f"internal error: {type(err).__name__}: {err}"
+                    _bad_message(tx, message, why, effects)
+        return effects
 
     def message(self, tx: Tx, message: Message, effects: Effects) -> None:
         """Resolve one message of the done or files topic; `BadMessage` when it is unusable."""
@@ -243,6 +284,13 @@ class Resolution:
         for text in errors:
             tx.alert("phase_error", text)
             log.error("%s", text)
+
+
+def _bad_message(tx: Tx, message: Message, why: str, effects: Effects) -> None:
+    """An alert in the batch's transaction; the taskmaster logs it once it is committed."""
+    text = f"bad message on {message.topic} at {message.offset}: {why}: {message.body:.200}"
+    tx.alert("bad_message", text)
+    effects.bad.append(text)
 
 
 def _attempt(done: Task) -> int:

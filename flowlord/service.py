@@ -15,9 +15,10 @@ from pathlib import Path
 from cache import RefreshError, SQLiteCache
 from flowlord.bus import FileBus, MemoryBus
 from flowlord.config import RunConfig
+from flowlord.loop import LoopSettings, Topics
 from flowlord.shutdown import Interrupted, Shutdown
 from flowlord.state import SQLiteTaskStore
-from flowlord.taskmaster import LoopSettings, Taskmaster, Topics
+from flowlord.taskmaster import Taskmaster
 from flowlord.worker import FollowingConsumer, NopWorker, workflow_topics
 from workflow.schedule import CronTable
 

@@ -20,8 +20,10 @@ from datetime import datetime, timedelta
 from cache import SQLiteCache
 from flowlord.bus import Consumer, Message, Producer
 from flowlord.files import MetaFiles
+from flowlord.housekeeping import Housekeeping
+from flowlord.loop import DEFAULT_SETTINGS, DEFAULT_TOPICS, Counters, LoopSettings, Topics
 from flowlord.outbox import Outbox
-from flowlord.resolution import BadMessage, Effects, Resolution
+from flowlord.resolution import Effects, Resolution
 from flowlord.scheduler import PhaseError, Scheduler
 from flowlord.state import LeaseLost, TaskRecord, TaskStore, Tx
 from workflow import PhaseRecord
@@ -31,56 +33,12 @@ from workflow.schedule import CronTable, Firing, cron_jobs
 log = logging.getLogger("flowlord.taskmaster")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Topics:
-    """Where done tasks, failed tasks and file messages travel; `failed="-"` disables it."""
-
-    done: str = "done"
-    failed: str = "retry-failed"
-    files: str = "files"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoopSettings:
-    """How the loop keeps state: the lease, batches, stuck tasks and retention."""
-
-    lease: float = 10.0  # seconds; renewed every third of it
-    batch: int = 256  # messages resolved per transaction, at most
-    task_ttl: timedelta = timedelta(hours=4)
-    stuck_every: float = 5.0  # seconds between looks for stuck tasks
-    due_every: float = 0.1  # seconds between looks for due records not sent at once
-    retention: timedelta | None = timedelta(days=90)  # None keeps everything
-    purge_every: timedelta = timedelta(days=1)
-
-
-@dataclass(slots=True)
-class Counters:
-    """What the taskmaster did, for logs now and /metrics later."""
-
-    sent: int = 0
-    done: int = 0
-    retries: int = 0
-    failed: int = 0
-    alerts: int = 0
-    children: int = 0
-    files: int = 0
-    duplicates: int = 0
-    bad_messages: int = 0
-    phase_errors: int = 0
-    failures: int = 0
-    stuck: int = 0
-    purged: int = 0
-
-
 @dataclass(slots=True)
 class _Clockwork:
     """When the loop last did its periodic work (in `now` time)."""
 
     renewed: datetime | None = None
     due: datetime | None = None
-    stuck: datetime | None = None
-    purged: datetime | None = None
-    purging: bool = False
 
 
 class Taskmaster:
@@ -97,9 +55,9 @@ class Taskmaster:
         now: Callable[[], datetime],
         new_id: Callable[[], str],
         holder: str,
-        topics: Topics = Topics(),
+        topics: Topics = DEFAULT_TOPICS,
         max_tasks: int = DEFAULT_MAX_TASKS,
-        settings: LoopSettings = LoopSettings(),
+        settings: LoopSettings = DEFAULT_SETTINGS,
     ) -> None:
         self._cache = cache
         self._store = store
@@ -127,6 +85,10 @@ class Taskmaster:
             ttl=lambda r: self._scheduler.ttl(r.workflow, r.phase),
         )  # fmt: skip
         self._clock = _Clockwork()
+        self._chores = Housekeeping(
+            store, leader=holder, now=now, stuck_every=settings.stuck_every,
+            retention=settings.retention, purge_every=settings.purge_every,
+        )  # fmt: skip
         self.counters = Counters()
 
     # leadership
@@ -288,19 +250,10 @@ class Taskmaster:
         return messages
 
     def _resolve(self, messages: list[Message]) -> None:
-        """Resolve a batch in one transaction; commit; then acknowledge it.
-
-        Optimistic: no savepoint per message, since a bad message is refused before it writes
-        anything. Only if a message fails some other way is the batch rolled back and done
-        again with each message in its own savepoint, so that it fails alone.
-        """
+        """Resolve a batch in one transaction (`Resolution.batch`); then acknowledge it, send
+        failed tasks to the failed topic, and leave what it queued to the outbox."""
         consumer = self._consumer
-        try:
-            effects = self._resolve_batch(messages, isolated=False)
-        except LeaseLost:
-            raise
-        except Exception:
-            effects = self._resolve_batch(messages, isolated=True)
+        effects = self._resolution.batch(self._store, messages, leader=self.holder)
         for message in messages:  # committed: now they may be acknowledged
             self._contained(f"ack of {message.topic}@{message.offset}",
                             lambda m=message: consumer.ack(m))  # type: ignore[union-attr]  # fmt: skip
@@ -311,49 +264,10 @@ class Taskmaster:
             self._contained(f"send of failed {task.type} {task.id} to {topic}",
                             lambda t=task: send(topic, t.to_json()))  # fmt: skip
 
-    def _resolve_batch(self, messages: list[Message], *, isolated: bool) -> Effects:
-        effects = Effects()
-        with self._store.transaction(leader=self.holder) as tx:
-            for message in messages:
-                try:
-                    if isolated:
-                        with tx.savepoint():
-                            self._resolution.message(tx, message, effects)
-                    else:
-                        self._resolution.message(tx, message, effects)
-                except BadMessage as err:
-                    self._bad_message(tx, message, str(err), effects)
-                except LeaseLost:
-                    raise
-                except Exception as err:
-                    if not isolated:
-                        raise
-                    self.counters.failures += 1  # contained: rolled back, reported, acked
-                    log.exception("message %s@%d failed (contained; going on)",
-                                  message.topic, message.offset)  # fmt: skip
-                    why = f"internal error: {type(err).__name__}: {err}"
-                    self._bad_message(tx, message, why, effects)
-        return effects
-
-    def _bad_message(self, tx: Tx, message: Message, why: str, effects: Effects) -> None:
-        """An alert in the batch's transaction; logged once the batch is committed."""
-        text = f"bad message on {message.topic} at {message.offset}: {why}: {message.body:.200}"
-        tx.alert("bad_message", text)
-        effects.bad.append(text)
-
     def _count(self, effects: Effects) -> None:
         for text in effects.bad:
             log.error("%s", text)
-        self.counters.bad_messages += len(effects.bad)
-        counts = effects.counts
-        self.counters.done += counts["done"]
-        self.counters.retries += counts["retries"]
-        self.counters.failed += counts["failed"]
-        self.counters.alerts += counts["alerts"]
-        self.counters.phase_errors += counts["phase_errors"]
-        self.counters.children += counts["children"]
-        self.counters.files += counts["files"]
-        self.counters.duplicates += counts["duplicates"]
+        self.counters.add(bad_messages=len(effects.bad), **effects.counts)
 
     # cron and workflow changes
     def fire_times(self, file_path: str, task: str) -> tuple[datetime, datetime] | None:
@@ -416,44 +330,10 @@ class Taskmaster:
     # housekeeping
     def _housekeeping(self) -> None:
         now = self._now()
-        clock = self._clock
-        if clock.stuck is None or (now - clock.stuck).total_seconds() >= self._settings.stuck_every:
-            clock.stuck = now
-            self._contained("the stuck task check", self._alert_stuck)
-        retention = self._settings.retention
-        if retention is not None and (
-            clock.purging
-            or clock.purged is None
-            or now - clock.purged >= self._settings.purge_every
-        ):
-            clock.purged = now
-            self._contained("retention", lambda: self._purge(now - retention))
-
-    def _alert_stuck(self) -> None:
-        stuck = self._store.stuck()
-        if not stuck:
-            return
-        with self._store.transaction(leader=self.holder) as tx:
-            for record in stuck:
-                text = _stuck_text(record, self._now())
-                tx.alert("stuck", text, workflow=record.workflow, phase=record.phase,
-                         rec=record.rec)  # fmt: skip
-                log.warning("ALERT %s", text)
-        self.counters.stuck += len(stuck)
-
-    def _purge(self, before: datetime) -> None:
-        """One batch per turn, so the loop is never held for long; goes on next turn."""
-        deleted = self._store.purge(before)
-        self.counters.purged += deleted
-        self._clock.purging = deleted > 0
-        if deleted:
-            log.info("retention: deleted %d row(s) older than %s", deleted, before.isoformat())
-
-
-def _stuck_text(record: TaskRecord, now: datetime) -> str:
-    sent = record.sent.isoformat() if record.sent else "?"
-    return (
-        f"record {record.rec} ({record.name} {record.id}) sent at {sent} has no done "
-        f"by its deadline {record.deadline.isoformat() if record.deadline else '?'} "
-        f"(now {now.isoformat()})"
-    )
+        chores = self._chores
+        if chores.stuck_due(now):
+            self._contained(
+                "the stuck task check", lambda: self.counters.add(stuck=chores.alert_stuck())
+            )
+        if chores.purge_due(now):
+            self._contained("retention", lambda: self.counters.add(purged=chores.purge()))

@@ -14,8 +14,9 @@ import pytest
 
 from cache import SQLiteCache
 from flowlord.bus import FileBus, Producer
+from flowlord.loop import LoopSettings
 from flowlord.state import SQLiteTaskStore, TaskFilter
-from flowlord.taskmaster import LoopSettings, Taskmaster
+from flowlord.taskmaster import Taskmaster
 from tests.conftest import write
 from tests.test_taskmaster import Clock
 from workflow import Result
