@@ -16,7 +16,8 @@ import pytest
 from flowlord.cli import main
 from flowlord.state import NewRecord, SQLiteTaskStore
 from tests.conftest import write
-from tests.test_durability import ROOT, append_done, running, tasks_on, text, wait_until
+from tests.processes import ROOT, flowlord_run, text, wait_until
+from tests.test_durability import append_done, tasks_on
 from workflow import Task
 from workflow.state import Origin, State
 
@@ -166,7 +167,7 @@ def test_retry_and_cancel_beside_a_running_flowlord(cli_home: Path) -> None:
     home = cli_home
     write(home / "wf", "chain.toml", CHAIN)
     (home / "bus").mkdir()
-    with running(home, "run.log") as flowlord:
+    with flowlord_run(home, "run.log") as flowlord:
         wait_until(lambda: "running as leader" in text(home, "run.log"), "start", flowlord)
         append_done(home, {"type": "parent", "id": "r1", "result": "complete"})
         wait_until(lambda: len(tasks_on(home, "child")) == 1, "the child", flowlord)

@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +15,10 @@ import pytest
 from flowlord.bus import FileBus
 from flowlord.state import SQLiteTaskStore, TaskFilter
 from tests.conftest import write
+from tests.processes import flowlord_run, stop, text, wait_until
+from tests.processes import tasks_on as bus_tasks
 from workflow.state import Origin, State
 
-ROOT = Path(__file__).resolve().parent.parent
-DEADLINE = 30.0
 CHAIN = """
 [[Phase]]
 task = "parent"
@@ -41,41 +36,8 @@ template = "?day={yyyy}-{mm}-{dd}"
 pytestmark = pytest.mark.slow
 
 
-@contextlib.contextmanager
-def running(home: Path, log: str, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A `flowlord run` in `home`, logging to `home/log`; killed on the way out if still up."""
-    with open(home / log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flowlord", "run", "--workflows", "wf", *flags],
-            cwd=home, stdout=subprocess.DEVNULL, stderr=out,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-
-
-def wait_until(check: Callable[[], bool], what: str, *alive: subprocess.Popen[bytes]) -> None:
-    """Poll another process's output until `check` holds; fail if one dies or time runs out."""
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        for process in alive:
-            assert process.poll() is None, f"flowlord run died while waiting for {what}"
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)  # bounded polling of another process's files
-
-
-def text(home: Path, log: str) -> str:
-    path = home / log
-    return path.read_text() if path.exists() else ""
-
-
 def tasks_on(home: Path, topic: str) -> list[dict[str, str]]:
-    path = FileBus(home / "bus").topic_path(topic)
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return bus_tasks(home / "bus", topic)
 
 
 def append_done(home: Path, task: dict[str, str]) -> None:
@@ -88,11 +50,6 @@ def store_of(home: Path) -> SQLiteTaskStore:
     return SQLiteTaskStore(home / "flowlord.db", now=lambda: datetime.now(UTC))
 
 
-def stop(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=10)
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     write(tmp_path / "wf", "chain.toml", CHAIN)
@@ -103,7 +60,7 @@ def home(tmp_path: Path) -> Path:
 def test_a_retry_survives_kill_9_during_its_delay_and_is_sent_once(home: Path) -> None:
     append_done(home, {"type": "parent", "info": "?day=2026-11-20", "id": "r1",
                        "result": "complete"})  # fmt: skip
-    with running(home, "run1.log") as run:
+    with flowlord_run(home, "run1.log") as run:
         wait_until(lambda: len(tasks_on(home, "child")) == 1, "the child", run)
         append_done(home, {**tasks_on(home, "child")[0], "result": "error", "msg": "boom"})
         wait_until(lambda: "retry 1/1 of child r1" in text(home, "run1.log"), "the retry", run)
@@ -113,14 +70,14 @@ def test_a_retry_survives_kill_9_during_its_delay_and_is_sent_once(home: Path) -
     assert (waiting.origin, waiting.attempt, waiting.type) == (Origin.RETRY, 1, "child")
     assert waiting.due is not None
     store.close()
-    with running(home, "run2.log") as again:
+    with flowlord_run(home, "run2.log") as again:
         wait_until(lambda: len(tasks_on(home, "child")) == 2, "the retry's send", again)
         sent_at = datetime.now(UTC)
         assert stop(again) == 0
     retry = tasks_on(home, "child")[1]
     assert (retry["id"], retry["meta"]) == ("r1", "workflow=chain.toml&retry=1")
     assert sent_at >= waiting.due  # sent at or after its due time, never before
-    with running(home, "run3.log") as third:  # and never again
+    with flowlord_run(home, "run3.log") as third:  # and never again
         wait_until(lambda: "flowlord running" in text(home, "run3.log"), "a third start", third)
         assert stop(third) == 0
     assert len(tasks_on(home, "child")) == 2
@@ -139,11 +96,11 @@ def test_duplicate_and_external_done_messages(home: Path) -> None:
     external = {"type": "parent", "info": "?day=2026-11-19", "id": "by-hand", "result": "complete"}
     append_done(home, external)
     append_done(home, external)
-    with running(home, "run1.log") as run:
+    with flowlord_run(home, "run1.log") as run:
         wait_until(lambda: "duplicate done for record" in text(home, "run1.log"), "dupe", run)
         assert stop(run) == 0
     append_done(home, external)
-    with running(home, "run2.log") as again:
+    with flowlord_run(home, "run2.log") as again:
         wait_until(lambda: "duplicate done for record" in text(home, "run2.log"), "dupe", again)
         assert stop(again) == 0
     assert [t["id"] for t in tasks_on(home, "child")] == ["by-hand"]
@@ -172,11 +129,11 @@ task = "all"
 rule = "cron=* * * * * *&catchup=all"
 """,
     )
-    with running(home, "run1.log") as run:
+    with flowlord_run(home, "run1.log") as run:
         wait_until(lambda: all(tasks_on(home, t) for t in ("latest", "none", "all")), "fires", run)
         assert stop(run) == 0
     time.sleep(3.5)  # the downtime itself: three or more instants go by unfired
-    with running(home, "run2.log") as again:
+    with flowlord_run(home, "run2.log") as again:
         wait_until(lambda: "flowlord running" in text(home, "run2.log"), "the restart", again)
         assert stop(again) == 0
     log = text(home, "run2.log")
@@ -195,9 +152,9 @@ def test_a_standby_takes_over_when_the_leader_dies(home: Path) -> None:
     a 60 s lease; stopped cleanly it releases it, so C takes over well before it would expire
     (the wait gives up after 30 s)."""
     with contextlib.ExitStack() as stack:
-        first = stack.enter_context(running(home, "a.log", "--lease", "2s"))
+        first = stack.enter_context(flowlord_run(home, "a.log", "--lease", "2s"))
         wait_until(lambda: "running as leader" in text(home, "a.log"), "A leads", first)
-        second = stack.enter_context(running(home, "b.log", "--lease", "60s"))
+        second = stack.enter_context(flowlord_run(home, "b.log", "--lease", "60s"))
         wait_until(lambda: "standing by: the lease is held by" in text(home, "b.log"),
                    "B stands by", second)  # fmt: skip
         assert "running as standby" in text(home, "b.log")
@@ -209,7 +166,7 @@ def test_a_standby_takes_over_when_the_leader_dies(home: Path) -> None:
                            "result": "complete"})  # fmt: skip
         wait_until(lambda: any(t["id"] == "after" for t in tasks_on(home, "child")), "B works",
                    second)  # fmt: skip
-        third = stack.enter_context(running(home, "c.log"))
+        third = stack.enter_context(flowlord_run(home, "c.log"))
         wait_until(lambda: "standing by" in text(home, "c.log"), "C stands by", third)
         assert stop(second) == 0
         wait_until(lambda: "leading: holding" in text(home, "c.log"), "C takes over", third)

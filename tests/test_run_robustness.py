@@ -8,23 +8,16 @@ bad messages again (they were acknowledged).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from flowlord.bus import FileBus
 from tests.conftest import write
+from tests.processes import flowlord_run, stop, wait_until
+from tests.processes import tasks_on as bus_tasks
 
-ROOT = Path(__file__).resolve().parent.parent
-DEADLINE = 30.0
 GOOD = """
 [[Phase]]
 task = "parent"
@@ -89,46 +82,14 @@ def append(path: Path, lines: list[str]) -> None:
             file.write(text + "\n")
 
 
-@contextlib.contextmanager
-def running(home: Path, log: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """A `flowlord run` in `home` logging to `home/log`; killed on the way out if still up."""
-    with open(home / log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flowlord", "run", "--workflows", "wf"],
-            cwd=home, stdout=subprocess.DEVNULL, stderr=out,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-    try:
-        yield process, home / log
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-
-
 def done_line(task_id: str, day: str) -> str:
     task = {"type": "parent", "info": f"?day={day}", "meta": "workflow=good.toml", "id": task_id,
             "result": "complete"}  # fmt: skip
     return json.dumps(task)
 
 
-def wait_until(check: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
-    """Poll another process's output until `check` holds; fail if it dies or time runs out."""
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        assert process.poll() is None, f"flowlord run died while waiting for {what}"
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)  # bounded polling of another process's files
-
-
 def tasks_on(bus: Path, topic: str) -> list[dict[str, str]]:
-    path = FileBus(bus).topic_path(topic)
-    return [json.loads(text) for text in path.read_text().splitlines()] if path.exists() else []
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=10)
+    return bus_tasks(bus, topic)
 
 
 @pytest.mark.slow
@@ -144,17 +105,18 @@ def test_run_survives_every_input_channel_and_restarts_cleanly(tmp_path: Path) -
     slow = {"type": "slow", "meta": "workflow=good.toml", "id": "s1", "result": "error"}
     append(bus / "done.jsonl", [json.dumps(slow)])
     append(bus / "files.jsonl", BAD_FILES)
-    with running(tmp_path, "run1.log") as (run, log):
-        wait_until(lambda: "flowlord running" in log.read_text(), run, "start-up")
+    log = tmp_path / "run1.log"
+    with flowlord_run(tmp_path, "run1.log") as run:
+        wait_until(lambda: "flowlord running" in log.read_text(), "start-up", run)
         append(bus / "done.jsonl", [done_line("ok1", "2026-11-20")])
         append(bus / "files.jsonl", ['{"path": "/in/2026-11-20.csv"}'])
-        wait_until(lambda: any(t["id"] == "ok1" for t in tasks_on(bus, "child")), run, "child")
-        wait_until(lambda: tasks_on(bus, "ingest") != [], run, "the files task")
-        wait_until(lambda: "tick: meta-file=pipe.csv" in log.read_text(), run, "a cron fire")
+        wait_until(lambda: any(t["id"] == "ok1" for t in tasks_on(bus, "child")), "child", run)
+        wait_until(lambda: tasks_on(bus, "ingest") != [], "the files task", run)
+        wait_until(lambda: "tick: meta-file=pipe.csv" in log.read_text(), "a cron fire", run)
         write(wf, "poison.toml", "[[Phase]]\ntask = " + "[" * 600 + "]" * 600 + "\n")
-        wait_until(lambda: "TOML nested too deeply" in log.read_text(), run, "the poison file")
+        wait_until(lambda: "TOML nested too deeply" in log.read_text(), "the poison file", run)
         write(wf, "late.toml", GOOD.replace('"parent"', '"late"').replace("child", "late-child"))
-        wait_until(lambda: "scheduled late.toml" in log.read_text(), run, "a later good save")
+        wait_until(lambda: "scheduled late.toml" in log.read_text(), "a later good save", run)
         assert run.poll() is None
         assert stop(run) == 0
     text = log.read_text()
@@ -173,10 +135,11 @@ def test_run_survives_every_input_channel_and_restarts_cleanly(tmp_path: Path) -
 
     # A restart meets none of the bad messages again, and keeps working.
     (wf / "pipe.csv").unlink()
-    with running(tmp_path, "run2.log") as (again, log2):
-        wait_until(lambda: "flowlord running" in log2.read_text(), again, "the restart")
+    log2 = tmp_path / "run2.log"
+    with flowlord_run(tmp_path, "run2.log") as again:
+        wait_until(lambda: "flowlord running" in log2.read_text(), "the restart", again)
         append(bus / "done.jsonl", [done_line("ok2", "2026-11-21")])
-        wait_until(lambda: any(t["id"] == "ok2" for t in tasks_on(bus, "child")), again, "ok2")
+        wait_until(lambda: any(t["id"] == "ok2" for t in tasks_on(bus, "child")), "ok2", again)
         assert stop(again) == 0
     text2 = log2.read_text()
     assert "bad message" not in text2, text2
@@ -189,8 +152,9 @@ def test_sigterm_during_a_long_start_up_stops_at_once(tmp_path: Path) -> None:
     wf = tmp_path / "wf"
     for number in range(3000):
         write(wf, f"f{number:04d}.toml", f'[[Phase]]\ntask = "t{number}"\nrule = "cron=@daily"\n')
-    with running(tmp_path, "run.log") as (run, log):
-        wait_until(lambda: "loading workflows" in log.read_text(), run, "the start of loading")
+    log = tmp_path / "run.log"
+    with flowlord_run(tmp_path, "run.log") as run:
+        wait_until(lambda: "loading workflows" in log.read_text(), "the start of loading", run)
         assert stop(run) == 0
     text = log.read_text()
     assert "stopped during start-up (stopped by SIGTERM)" in text, text
