@@ -62,7 +62,7 @@ class Housekeeping:
         now = self._now()
         self._purged = now
         before = now - self._retention  # type: ignore[operator]  # purge_due said there is one
-        deleted = self._store.purge(before)
+        deleted = self._store.purge(before, leader=self._leader)
         self._purging = deleted > 0
         if deleted:
             log.info("retention: deleted %d row(s) older than %s", deleted, before.isoformat())

@@ -429,6 +429,13 @@ def test_a_leader_s_transaction_checks_the_lease(store: TaskStore, clock: Clock)
     with pytest.raises(LeaseLost, match="held by b"), store.transaction(leader="a") as tx:
         tx.add([new("k2")], actor="a", reason="r")
     assert snapshot(store) == before
+    clock.advance(days=400)  # everything is old enough to purge, but not by a former leader
+    with store.transaction() as tx:
+        tx.move(1, State.CANCELLED, actor="a", reason="r")
+    before = snapshot(store)
+    with pytest.raises(LeaseLost, match="held by b"):
+        store.purge(clock.at, leader="a")
+    assert snapshot(store) == before
 
 
 def test_own_writes_are_not_changes(store: TaskStore) -> None:

@@ -147,9 +147,11 @@ class MemoryTaskStore:
     def changed(self) -> bool:
         return False
 
-    def purge(self, before: datetime, *, batch: int = 500) -> int:
+    def purge(self, before: datetime, *, batch: int = 500, leader: str | None = None) -> int:
         check_limit(batch, "batch")
         with self._writing():
+            if leader is not None:
+                self._check_leader(leader)
             old_alerts = [a for a in self._t.alerts.values() if a.at < before]
             old_alerts = sorted(old_alerts, key=lambda a: (a.at, a.seq))[:batch]
             for alert in old_alerts:

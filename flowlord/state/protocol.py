@@ -323,11 +323,11 @@ class TaskStore(Protocol):
         a memory store has no other connection: always False."""
         ...
 
-    def purge(self, before: datetime, *, batch: int = 500) -> int:
+    def purge(self, before: datetime, *, batch: int = 500, leader: str | None = None) -> int:
         """Delete one batch of finished records (and their transitions) created and last
         updated before `before`, oldest first, and of alerts before it, in one short
         transaction; returns how many rows went in all tables (0: nothing left). An alert of
-        a purged record stays, with rec None."""
+        a purged record stays, with rec None. With `leader`, checked as `transaction`."""
         ...
 
     def close(self) -> None: ...

@@ -147,12 +147,14 @@ class SQLiteTaskStore:
             changed, self._data_version = version != self._data_version, version
             return changed
 
-    def purge(self, before: datetime, *, batch: int = 500) -> int:
+    def purge(self, before: datetime, *, batch: int = 500, leader: str | None = None) -> int:
         """One batch in one transaction: records are picked oldest first on the `created`
         index, their transitions by `rec`; the alerts of purged records keep rec NULL."""
         check_limit(batch, "batch")
         cutoff = rows.to_text(before)
         with self._writing():
+            if leader is not None:
+                self._check_leader(leader)
             self._db.execute(q.PURGE_ALERTS, (cutoff, batch))
             deleted = self._db.changes()
             recs = [rec for (rec,) in self._db.execute(q.PURGE_PICK, (cutoff, batch))]
