@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cache import SQLiteCache
+from flowlord import operations
 from flowlord.bus import FileBus, Producer
 from flowlord.loop import LoopSettings
 from flowlord.state import SQLiteTaskStore, TaskFilter
@@ -172,3 +173,21 @@ def test_retention_deletes_old_finished_records_in_batches(loop: Loop) -> None:
     assert {r.rec for r in left}.isdisjoint(old)
     assert loop.taskmaster.counters.purged > 0
     assert [r.state for r in left] == [State.SENT]  # today's parent, sent, kept
+
+
+def test_a_done_for_a_cancelled_record_changes_nothing(loop: Loop) -> None:
+    loop.settle(START.replace(hour=2))
+    loop.done(loop.topic("parent")[0], Result.COMPLETE)
+    loop.settle(START.replace(hour=2, minute=0, second=1))
+    [slow] = loop.store.tasks(TaskFilter(type="slow"))
+    operations.cancel(loop.store, slow.rec, actor="cli:ana", reason="wrong day")
+    loop.done(loop.topic("slow")[0], Result.COMPLETE)
+    loop.settle(START.replace(hour=2, minute=1))
+    assert loop.store.get(slow.rec).state == State.CANCELLED
+    [alert] = loop.store.alerts(kind="bad_message")
+    assert f"done for record {slow.rec}, which was cancelled: ignored" in alert.message
+    assert [t.actor for t in loop.store.transitions(slow.rec)] == [
+        "flowlord",
+        "flowlord",
+        "cli:ana",
+    ]
