@@ -24,12 +24,19 @@ def _load(config: RunConfig) -> tuple[SQLiteCache, dict[str, str]]:
         unlisted: dict[str, str] = {}
     except RefreshError as err:
         unlisted = err.errors
+    return cache, load_failures(cache, unlisted)
+
+
+def load_failures(cache: SQLiteCache, refresh_errors: dict[str, str]) -> dict[str, str]:
+    """Every file that does not load (from this refresh or an earlier one, as the database
+    keeps them), saying whether its last good phases are kept; and every folder that cannot
+    be listed (`refresh_errors` names those by folder)."""
     files = {f.file_path: f for f in cache.workflow_files()}
     failures = {key: f"{f.error} ({'last good phases kept' if f.file_hash else 'not loaded'})"
                 for key, f in files.items() if f.error}  # fmt: skip
-    failures.update({key: f"{why} (phases under it kept)" for key, why in unlisted.items()
+    failures.update({key: f"{why} (phases under it kept)" for key, why in refresh_errors.items()
                      if key not in files})  # fmt: skip
-    return cache, failures
+    return failures
 
 
 def phases(args: argparse.Namespace, config: RunConfig) -> int:

@@ -22,7 +22,7 @@ from flowlord.state import LeaseLost, NewRecord, TaskRecord, TaskStore, Tx
 from workflow import PhaseRecord, Result, Task
 from workflow.build import MetaRows
 from workflow.files import FileRules
-from workflow.resolve import Decision, Run, resolve, task_name
+from workflow.resolve import Decision, Run, attempt_of, resolve, task_name
 from workflow.state import ENDS, Origin, State, done_state
 from workflow.task import parse_time, rfc3339
 
@@ -154,7 +154,7 @@ class Resolution:
         if done.result == Result.NONE:
             raise BadMessage(f"{task_name(done)} {done.id}: done with no result")
         effects.counts["done"] += 1
-        attempt = _attempt(done)
+        attempt = attempt_of(done)
         record = tx.find_attempt(done.id, done.type, done.job, done.info, attempt)
         if record is not None and record.state == State.CANCELLED:
             raise BadMessage(f"done for record {record.rec}, which was cancelled: ignored")
@@ -291,13 +291,6 @@ def _bad_message(tx: Tx, message: Message, why: str, effects: Effects) -> None:
     text = f"bad message on {message.topic} at {message.offset}: {why}: {message.body:.200}"
     tx.alert("bad_message", text)
     effects.bad.append(text)
-
-
-def _attempt(done: Task) -> int:
-    try:
-        return max(int(done.meta_value("retry") or 0), 0)
-    except ValueError:
-        return 0
 
 
 def _time(text: str) -> datetime | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from cache import RefreshError, SQLiteCache
 from flowlord.bus import FileBus, MemoryBus
 from flowlord.config import RunConfig
+from flowlord.listing import load_failures
 from flowlord.loop import LoopSettings, Topics
 from flowlord.shutdown import Interrupted, Shutdown
 from flowlord.state import SQLiteTaskStore
@@ -56,19 +57,6 @@ def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def report_load_errors(cache: SQLiteCache, refresh_errors: dict[str, str]) -> None:
-    """Log every file that does not load (from now or an earlier run) and every folder that
-    cannot be listed; say whether the file's last good phases are kept."""
-    files = {f.file_path: f for f in cache.workflow_files()}
-    for file in files.values():
-        if file.error:
-            kept = "last good phases kept" if file.file_hash else "not loaded"
-            log.error("%s (%s)", file.error, kept)
-    for key, message in refresh_errors.items():
-        if key not in files:
-            log.error("%s (phases under it kept)", message)
-
-
 def _run_taskmaster(config: RunConfig, stop: Shutdown) -> int:
     with contextlib.ExitStack() as stack:
         with stop.interruptible():
@@ -87,7 +75,8 @@ def _serve(config: RunConfig, cache: SQLiteCache, store: SQLiteTaskStore, stop: 
             refresh_errors: dict[str, str] = {}
         except RefreshError as err:
             refresh_errors = err.errors
-        report_load_errors(cache, refresh_errors)
+        for message in load_failures(cache, refresh_errors).values():
+            log.error("%s", message)
     bus = make_bus(config)
     topics = Topics(done=config.done_topic, failed=config.failed_topic, files=config.files_topic)
     producer = bus.producer()

@@ -28,7 +28,7 @@ from flowlord.scheduler import PhaseError, Scheduler
 from flowlord.state import LeaseLost, TaskRecord, TaskStore, Tx
 from workflow import PhaseRecord
 from workflow.batch import DEFAULT_MAX_TASKS
-from workflow.schedule import CronTable, Firing, cron_jobs
+from workflow.schedule import CronTable, Firing
 
 log = logging.getLogger("flowlord.taskmaster")
 
@@ -177,7 +177,7 @@ class Taskmaster:
         missed: list[Firing] = []
         for key, phases in by_file.items():
             self._contained(f"scheduling {key}", lambda k=key, p=phases: self._schedule(k, p, now))
-            jobs, _ = cron_jobs(phases)
+            jobs = self._scheduler.table.jobs(key)
             if jobs:
                 missed += self._scheduler.missed(jobs, self._store.marks(key), now)
         self._record_fires(missed, now)

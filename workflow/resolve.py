@@ -20,7 +20,16 @@ from workflow.task import Result, Task, rfc3339
 from workflow.template import TemplateError, info_time
 from workflow.validate import status_has_error
 
-__all__ = ["Decision", "MetaRows", "Run", "child_tasks", "resolve", "satisfied", "task_name"]
+__all__ = [
+    "Decision",
+    "MetaRows",
+    "Run",
+    "attempt_of",
+    "child_tasks",
+    "resolve",
+    "satisfied",
+    "task_name",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +140,7 @@ def task_time(done: Task, now: datetime) -> datetime:
 
 
 def _error(done: Task, run: Run, now: datetime) -> Decision:
-    attempt = _retry_count(done)
+    attempt = attempt_of(done)
     rule = parse_query(run.phase.rule)
     if status_has_error(run.phase.status):  # run does not send what validation refuses
         failed = f"{task_name(done)} {done.id} failed; no retry, its phase has errors: "
@@ -160,7 +169,8 @@ def _policy(phase: PhaseRecord, rule: dict[str, str]) -> tuple[RetryPolicy, tupl
         return RetryPolicy(), (f"{phase.file_path}: {phase.task}: {err}",)
 
 
-def _retry_count(done: Task) -> int:
+def attempt_of(done: Task) -> int:
+    """Which attempt a task is: its meta `retry` (0, or not a number: the first)."""
     try:
         return max(int(done.meta_value("retry") or 0), 0)
     except ValueError:

@@ -235,6 +235,10 @@ class CronTable:
         schedule = entry[0].schedule
         return previous_fire(schedule, now, self.zone), next_fire(schedule, now, self.zone)
 
+    def jobs(self, file_path: str) -> list[CronJob]:
+        """The jobs of one file, as last set."""
+        return [job for job, _ in self._files.get(file_path, {}).values()]
+
     def __len__(self) -> int:
         return self._count
 
