@@ -24,7 +24,7 @@ import apsw
 
 from cache import SchemaError
 from cache.watcher import WatchSettings
-from flowlord import listing, logs, service, task_commands, validate, version
+from flowlord import control_commands, listing, logs, service, task_commands, validate, version
 from flowlord.bus import BusFolderError, check_topic
 from flowlord.config import (
     SETTINGS,
@@ -38,6 +38,7 @@ from flowlord.shutdown import stop_on_signals
 from flowlord.state import ALERT_KINDS, StoreError
 from flowlord.watch import watch_until
 from workflow import WorkflowError
+from workflow.controls import ControlError
 from workflow.state import IllegalTransition, State
 
 EXIT_USAGE = 2
@@ -45,7 +46,7 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 INPUT_ERRORS = (
     ConfigError, WorkflowError, SchemaError, StoreError, IllegalTransition, BusFolderError,
-    OSError, apsw.Error,
+    ControlError, OSError, apsw.Error,
 )  # fmt: skip
 """Errors that say the input (argv, settings, files, the database) is at fault: exit 2."""
 
@@ -198,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="machine-readable output")
 
     _add_task_commands(add)
+    _add_control_commands(add)
 
     follow = add("watch", Command(_watch, LOGGING, reads_file=False),
         help="print each change to the workflow files as it is applied",
@@ -211,11 +213,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="group events this long (1 to 60000)")  # fmt: skip
     follow.add_argument("--poll", action="store_true", help="poll, for network filesystems")
 
-    add("run", Command(_run_taskmaster, tuple(SETTINGS), ("workflows",)),
+    run = add("run", Command(_run_taskmaster, tuple(SETTINGS), ("workflows",)),
         help="run the taskmaster: cache, watcher, cron scheduler and resolver",
         description="Settings come from flags, then FLOWLORD_* environment variables (e.g. "
         "FLOWLORD_TIMEZONE), then flowlord.toml, then defaults. SIGINT/SIGTERM stop it cleanly.",
     )  # fmt: skip
+    run.add_argument("--start-paused", action="store_true",
+                     help="pause every workflow file at start (then: flowlord resume)")  # fmt: skip
 
     worker = add("worker", Command(_worker, WORKER),
         help="run a demo worker",
@@ -260,6 +264,29 @@ def _add_task_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
         command.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _add_control_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """`pause`, `resume`, `controls`: the workflow switches (DESIGN §5)."""
+    uses = ("db", *LOGGING)
+    hold = add("pause", Command(control_commands.pause, uses),
+               help="pause a workflow file or one phase: its tasks are held, not sent",
+               description="Tasks the workflow (or phase) would send are recorded as held "
+               "until it is resumed; tasks already sent run to their end.")  # fmt: skip
+    hold.add_argument("--reason", required=True, help="why, for the audit and the dashboard")
+    free = add("resume", Command(control_commands.resume, uses),
+               help="resume a paused workflow file or phase, releasing its held tasks",
+               description="Held tasks are sent in the order they were created, or cancelled "
+               "with --discard-held.")  # fmt: skip
+    free.add_argument("--discard-held", action="store_true", help="cancel the held tasks")
+    for command in (hold, free):
+        command.add_argument("workflow", metavar="WORKFLOW", help="the file key, as phases shows")
+        command.add_argument("phase", nargs="?", metavar="PHASE", help="one phase (task name)")
+        command.add_argument("--by", metavar="NAME", help="who asks (default: the user)")
+    shown = add("controls", Command(control_commands.listing, uses),
+                help="list the workflow switches and their latest changes")  # fmt: skip
+    for command in (hold, free, shown):
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def _validate(args: argparse.Namespace, _: RunConfig) -> int:
     reports = validate.validate_paths(args.paths)
     print(validate.render_json(reports) if args.json else validate.render_text(reports))
@@ -271,9 +298,9 @@ def _validate(args: argparse.Namespace, _: RunConfig) -> int:
     return code
 
 
-def _run_taskmaster(_: argparse.Namespace, config: RunConfig) -> int:
+def _run_taskmaster(args: argparse.Namespace, config: RunConfig) -> int:
     with stop_on_signals() as stop:
-        return service.run_taskmaster(config, stop)
+        return service.run_taskmaster(config, stop, start_paused=args.start_paused)
 
 
 def _worker(args: argparse.Namespace, config: RunConfig) -> int:

@@ -26,6 +26,8 @@ class LoopSettings:
     due_every: float = 0.1  # seconds between looks for due records not sent at once
     retention: timedelta | None = timedelta(days=90)  # None keeps everything
     purge_every: timedelta = timedelta(days=1)
+    start_paused: bool = False  # pause every workflow file on taking the lease first
+    paused_at_creation: bool = False  # pause each file that has no control yet
 
 
 @dataclass(slots=True)
@@ -45,6 +47,8 @@ class Counters:
     failures: int = 0
     stuck: int = 0
     purged: int = 0
+    held: int = 0
+    control_errors: int = 0
 
     def add(self, **counts: int) -> None:
         """Add to the named counters (a name that is no counter is a bug: AttributeError)."""

@@ -1,5 +1,5 @@
 """The outbox: what is committed as `queued` (or `waiting` and due) goes on the bus, then is
-marked `sent`.
+marked `sent`; unless its workflow or phase is paused, and then it is marked `held` instead.
 
 Nothing is sent before it is committed. A crash between a send and its mark sends that task
 again on restart (at least once: a worker may see a task twice, and tells the attempts apart by
@@ -13,7 +13,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flowlord.bus import Producer
+from flowlord.loop import Counters
 from flowlord.state import TaskRecord, TaskStore
+from workflow.controls import Paused, held_reason
 from workflow.state import State
 
 log = logging.getLogger("flowlord.outbox")
@@ -36,8 +38,12 @@ class Outbox:
         now: Callable[[], datetime],
         ttl: Callable[[TaskRecord], timedelta],
         contained: Callable[[str, Callable[[], object]], bool],
+        paused: Callable[[], Paused],
+        counters: Counters,
     ) -> None:
         self._store = store
+        self._paused = paused
+        self._counters = counters
         self._producer = producer
         self._leader = leader
         self._now = now
@@ -66,20 +72,15 @@ class Outbox:
                 return total
 
     def _send(self, records: list[TaskRecord]) -> int:
-        """Queue the due waiting ones, send, then mark what went out as sent."""
+        """Hold what is paused and queue the due waiting ones, send, then mark what went out
+        as sent."""
         now = self._now()
         records = [
             r for r in records if r.rec not in self._backoff or self._backoff[r.rec][0] <= now
         ]
-        if any(r.state == State.WAITING for r in records):
-            # A retry whose time has come is queued first: the send follows the commit.
-            with self._store.transaction(leader=self._leader) as tx:
-                records = [
-                    tx.move(r.rec, State.QUEUED, actor=ACTOR, reason="due", current=r)
-                    if r.state == State.WAITING
-                    else r
-                    for r in records
-                ]
+        paused = self._paused()
+        if any(r.state == State.WAITING or paused.holds(r.workflow, r.phase) for r in records):
+            records = self._hold_or_queue(records)
         delivered = []
         for record in records:
             unit = f"send of record {record.rec} ({record.name} {record.id}) to {record.type}"
@@ -103,3 +104,26 @@ class Outbox:
                 log.debug("sent %s %s %s (record %d)", record.type, record.id, record.info,
                           record.rec)  # fmt: skip
         return len(delivered)
+
+    def _hold_or_queue(self, records: list[TaskRecord]) -> list[TaskRecord]:
+        """In one transaction, which reads the pauses as they are committed: a record of a
+        paused workflow or phase is held, a due waiting one queued (its send follows the
+        commit). Returns the records to send."""
+        sending = []
+        with self._store.transaction(leader=self._leader) as tx:
+            paused = self._paused()
+            for record in records:
+                control = paused.holds(record.workflow, record.phase)
+                try:
+                    if control is not None:
+                        tx.move(record.rec, State.HELD, actor=ACTOR,
+                                reason=held_reason(control), current=record)  # fmt: skip
+                        self._counters.held += 1
+                    elif record.state == State.WAITING:
+                        sending.append(tx.move(record.rec, State.QUEUED, actor=ACTOR,
+                                               reason="due", current=record))  # fmt: skip
+                    else:
+                        sending.append(record)
+                except ValueError as err:  # cancelled meanwhile, say: nothing was written
+                    log.warning("record %d not sent: %s", record.rec, err)
+        return sending

@@ -18,9 +18,11 @@ from datetime import datetime
 
 from cache import SQLiteCache
 from flowlord.bus import Message
+from flowlord.holding import birth
 from flowlord.state import LeaseLost, NewRecord, TaskRecord, TaskStore, Tx
 from workflow import PhaseRecord, Result, Task
 from workflow.build import MetaRows
+from workflow.controls import NOTHING_PAUSED, Paused
 from workflow.files import FileRules
 from workflow.resolve import Decision, Run, attempt_of, resolve, task_name
 from workflow.state import ENDS, Origin, State, done_state
@@ -48,10 +50,12 @@ class Effects:
     counts: Counter[str] = field(default_factory=Counter)
 
     def queue(self, made: Sequence[TaskRecord | None], kind: str) -> None:
-        """Note the records `add` created (None: created before, by an earlier delivery)."""
+        """Note the records `add` created (None: created before, by an earlier delivery);
+        those born held (their workflow is paused) are not to be sent."""
         new = [record for record in made if record is not None]
-        self.queued += new
+        self.queued += [record for record in new if record.state is State.QUEUED]
         self.counts[kind] += len(new)
+        self.counts["held"] += sum(record.state is State.HELD for record in new)
 
 
 class Resolution:
@@ -68,8 +72,11 @@ class Resolution:
         now: Callable[[], datetime],
         meta_rows: MetaRows,
         max_tasks: int,
+        paused: Callable[[], Paused],
     ) -> None:
         self._cache = cache
+        self._paused = paused
+        self._batch_paused = NOTHING_PAUSED  # read once per batch, in its transaction
         self._files = files
         self._requirers = requirers
         self._files_topic = files_topic
@@ -116,6 +123,7 @@ class Resolution:
     ) -> Effects:
         effects = Effects()
         with store.transaction(leader=leader) as tx:
+            self._batch_paused = self._paused()
             for message in messages:
                 try:
                     if isolated:
@@ -246,17 +254,17 @@ class Resolution:
         effects: Effects,
     ) -> None:
         items: Counter[str] = Counter()
-        new = []
+        by_birth: dict[tuple[State, str], list[NewRecord]] = {}
         for phase, task in children:
             items[phase.task] += 1
-            new.append(NewRecord(
+            state, why = birth(self._batch_paused, phase.file_path, phase.task,
+                               f"child of record {parent.rec}")  # fmt: skip
+            by_birth.setdefault((state, why), []).append(NewRecord(
                 task=task, workflow=phase.file_path, phase=phase.task, origin=Origin.CHILD,
-                origin_key=f"child|{parent.rec}|{phase.task}|{items[phase.task]}",
-                state=State.QUEUED,
+                origin_key=f"child|{parent.rec}|{phase.task}|{items[phase.task]}", state=state,
             ))  # fmt: skip
-        if new:
-            made = tx.add(new, actor=ACTOR, reason=f"child of record {parent.rec}")
-            effects.queue(made, "children")
+        for (_, why), new in by_birth.items():
+            effects.queue(tx.add(new, actor=ACTOR, reason=why), "children")
 
     def _file(self, tx: Tx, message: Message, effects: Effects) -> None:
         try:
@@ -268,18 +276,18 @@ class Resolution:
             raise BadMessage(str(err)) from None
         digest = hashlib.sha256(message.body.encode()).hexdigest()[:32]
         items: Counter[str] = Counter()
-        new = []
+        by_birth: dict[tuple[State, str], list[NewRecord]] = {}
         for task in tasks:
             workflow, phase = task.meta_value("workflow"), task_name(task)
             items[f"{workflow}|{phase}"] += 1
-            new.append(NewRecord(
+            state, why = birth(self._batch_paused, workflow, phase, f"file {message.body[:200]}")
+            by_birth.setdefault((state, why), []).append(NewRecord(
                 task=task, workflow=workflow, phase=phase, origin=Origin.FILE,
                 origin_key=f"file|{workflow}|{phase}|{digest}|{items[f'{workflow}|{phase}']}",
-                state=State.QUEUED,
+                state=state,
             ))  # fmt: skip
-        if new:
-            made = tx.add(new, actor=ACTOR, reason=f"file {message.body[:200]}")
-            effects.queue(made, "files")
+        for (_, why), new in by_birth.items():
+            effects.queue(tx.add(new, actor=ACTOR, reason=why), "files")
         effects.counts["phase_errors"] += len(errors)
         for text in errors:
             tx.alert("phase_error", text)

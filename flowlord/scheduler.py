@@ -13,10 +13,12 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
+from flowlord.holding import birth
 from flowlord.state import NewRecord, TaskRecord, Tx
 from workflow import PhaseRecord
 from workflow.batch import BatchError
 from workflow.build import MetaRows
+from workflow.controls import Paused
 from workflow.files import FileRules
 from workflow.policy import PolicyRuleError, catchup_of, ttl_of
 from workflow.query import parse_query
@@ -120,10 +122,10 @@ class Scheduler:
             firings += [Firing(job=job, at=at) for at in found]
         return firings
 
-    def fire(self, tx: Tx, firing: Firing, now: datetime) -> list[TaskRecord]:
-        """Record the tasks of one fire as `queued` and move the phase's mark; returns the
-        records that were new (an instant fired before makes none). `PhaseError` when the
-        phase cannot make its tasks."""
+    def fire(self, tx: Tx, firing: Firing, now: datetime, paused: Paused) -> list[TaskRecord]:
+        """Record the tasks of one fire as `queued` (`held` while `paused` holds the phase)
+        and move the phase's mark; returns the records that were new (an instant fired before
+        makes none). `PhaseError` when the phase cannot make its tasks."""
         phase = firing.job.phase
         instant = rfc3339(firing.at)
         tx.set_mark(phase.file_path, phase.task, firing.at)
@@ -134,18 +136,19 @@ class Scheduler:
             )  # fmt: skip
         except (BatchError, TemplateError) as err:
             raise PhaseError(f"{phase.file_path}: {phase.task}: {err}") from None
+        state, why = birth(paused, phase.file_path, phase.task, f"cron fire at {instant}")
         made = tx.add([
             NewRecord(
                 task=task, workflow=phase.file_path, phase=phase.task, origin=Origin.CRON,
-                origin_key=f"cron|{phase.file_path}|{phase.task}|{instant}|{item}",
-                state=State.QUEUED,
+                origin_key=f"cron|{phase.file_path}|{phase.task}|{instant}|{item}", state=state,
             )
             for item, task in enumerate(tasks, 1)
-        ], actor=ACTOR, reason=f"cron fire at {instant}")  # fmt: skip
+        ], actor=ACTOR, reason=why)  # fmt: skip
         new = [record for record in made if record is not None]
-        log.info("fired %s: %s at %s: %d task(s)%s", phase.file_path, phase.task, instant,
-                 len(new), "" if len(new) == len(tasks) else f" ({len(tasks) - len(new)} fired "
-                 "before)")  # fmt: skip
+        before = len(tasks) - len(new)
+        log.info("fired %s: %s at %s: %d task(s)%s%s", phase.file_path, phase.task, instant,
+                 len(new), " held (paused)" if state is State.HELD else "",
+                 f" ({before} fired before)" if before else "")  # fmt: skip
         return new
 
     def _phase_ttl(self, phase: PhaseRecord) -> timedelta | None:

@@ -72,7 +72,7 @@ def tasks(args: argparse.Namespace, config: RunConfig) -> int:
     with opened(config) as store:
         records = store.tasks(where)
     if args.json:
-        _print_json({"tasks": [_plain(r) for r in records]})
+        print_json({"tasks": [plain(r) for r in records]})
     else:
         print(format_table(RECORD_COLUMNS, [_row(r) for r in records]))
     return 0
@@ -83,9 +83,9 @@ def task(args: argparse.Namespace, config: RunConfig) -> int:
         record = store.get(args.rec)
         transitions = store.transitions(args.rec)
     if args.json:
-        _print_json({**_plain(record), "transitions": [_plain(t) for t in transitions]})
+        print_json({**plain(record), "transitions": [plain(t) for t in transitions]})
         return 0
-    for name, value in _plain(record).items():
+    for name, value in plain(record).items():
         print(f"{name:<11}{value if value is not None else ''}")
     print()
     rows = [(t.at.isoformat(), t.from_state or "(new)", t.to_state, t.actor, t.reason)
@@ -98,7 +98,7 @@ def alerts(args: argparse.Namespace, config: RunConfig) -> int:
     with opened(config) as store:
         found = store.alerts(since=args.since, kind=args.kind, limit=args.limit)
     if args.json:
-        _print_json({"alerts": [_plain(a) for a in found]})
+        print_json({"alerts": [plain(a) for a in found]})
     else:
         rows = [(a.seq, a.at.isoformat(), a.kind, a.rec or "", a.message) for a in found]
         print(format_table(("seq", "at", "kind", "rec", "message"), rows))
@@ -109,7 +109,7 @@ def stats(args: argparse.Namespace, config: RunConfig) -> int:
     with opened(config) as store:
         figures = store.stats()
     if args.json:
-        _print_json(_plain(figures))
+        print_json(plain(figures))
     else:
         print(format_table(("state", "records"), list(figures.states.items())))
         print(format_table(("age", "records"), list(figures.by_age.items())))
@@ -119,19 +119,19 @@ def stats(args: argparse.Namespace, config: RunConfig) -> int:
 
 def retry(args: argparse.Namespace, config: RunConfig) -> int:
     with opened(config) as store:
-        record = operations.retry(store, args.rec, actor=_actor(args))
+        record = operations.retry(store, args.rec, actor=actor(args))
     _done(args, record, f"record {record.rec} queued: attempt {record.attempt} of {args.rec}")
     return 0
 
 
 def cancel(args: argparse.Namespace, config: RunConfig) -> int:
     with opened(config) as store:
-        record = operations.cancel(store, args.rec, actor=_actor(args), reason=args.reason)
+        record = operations.cancel(store, args.rec, actor=actor(args), reason=args.reason)
     _done(args, record, f"record {record.rec} cancelled")
     return 0
 
 
-def _actor(args: argparse.Namespace) -> str:
+def actor(args: argparse.Namespace) -> str:
     return f"cli:{args.by or _user()}"
 
 
@@ -144,17 +144,17 @@ def _user() -> str:
 
 def _done(args: argparse.Namespace, record: TaskRecord, line: str) -> None:
     if args.json:
-        _print_json(_plain(record))
+        print_json(plain(record))
     else:
         print(line)
 
 
 def _row(record: TaskRecord) -> tuple[object, ...]:
-    plain = _plain(record)
-    return tuple("" if plain[name] is None else plain[name] for name in RECORD_COLUMNS)
+    values = plain(record)
+    return tuple("" if values[name] is None else values[name] for name in RECORD_COLUMNS)
 
 
-def _plain(value: object) -> dict[str, object]:
+def plain(value: object) -> dict[str, object]:
     """A record, transition, alert or stats as JSON-ready values (times as RFC 3339 UTC)."""
     fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
     return {name: _json_value(v) for name, v in fields.items()}
@@ -168,5 +168,5 @@ def _json_value(value: object) -> object:
     return value
 
 
-def _print_json(document: object) -> None:
+def print_json(document: object) -> None:
     print(json.dumps(document, indent=2))

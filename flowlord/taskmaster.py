@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cache import SQLiteCache
+from flowlord import controls
 from flowlord.bus import Consumer, Message, Producer
 from flowlord.files import MetaFiles
+from flowlord.holding import ControlGate
 from flowlord.housekeeping import Housekeeping
 from flowlord.loop import DEFAULT_SETTINGS, DEFAULT_TOPICS, Counters, LoopSettings, Topics
 from flowlord.outbox import Outbox
@@ -28,9 +30,13 @@ from flowlord.scheduler import PhaseError, Scheduler
 from flowlord.state import LeaseLost, TaskRecord, TaskStore, Tx
 from workflow import PhaseRecord
 from workflow.batch import DEFAULT_MAX_TASKS
+from workflow.controls import Paused
 from workflow.schedule import CronTable, Firing
+from workflow.state import State
 
 log = logging.getLogger("flowlord.taskmaster")
+
+ACTOR = "flowlord"
 
 
 @dataclass(slots=True)
@@ -70,6 +76,9 @@ class Taskmaster:
         self._settings = settings
         self._changes: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
         self._queued: list[TaskRecord] = []  # committed this turn: sent straight after
+        self.counters = Counters()
+        self._paused = ControlGate(store, self.counters, now=now)
+        self._start_paused = settings.start_paused  # done on first taking the lease
         meta_rows = MetaFiles(cache.workflow_folder).rows
         self._scheduler = Scheduler(
             table, new_id=new_id, meta_rows=meta_rows, max_tasks=max_tasks,
@@ -78,18 +87,18 @@ class Taskmaster:
         self._resolution = Resolution(
             cache, self._scheduler.files, requirers=self._scheduler.requirers,
             files_topic=topics.files, new_id=new_id, now=now, meta_rows=meta_rows,
-            max_tasks=max_tasks,
+            max_tasks=max_tasks, paused=self._paused,
         )  # fmt: skip
         self._outbox = Outbox(
             store, producer, leader=holder, now=now, contained=self._contained,
-            ttl=lambda r: self._scheduler.ttl(r.workflow, r.phase),
+            ttl=lambda r: self._scheduler.ttl(r.workflow, r.phase), paused=self._paused,
+            counters=self.counters,
         )  # fmt: skip
         self._clock = _Clockwork()
         self._chores = Housekeeping(
             store, leader=holder, now=now, stuck_every=settings.stuck_every,
             retention=settings.retention, purge_every=settings.purge_every,
         )  # fmt: skip
-        self.counters = Counters()
 
     # leadership
     @property
@@ -170,6 +179,7 @@ class Taskmaster:
         """Schedule every file (on taking the lease), in time linear in the phases, and fire
         what each cron phase missed while nobody led, per its `catchup=`."""
         self._resolution.forget_lookups()
+        self._pause_at_start()
         by_file: dict[str, list[PhaseRecord]] = {}
         for phase in self._cache.phases_to_schedule():
             by_file.setdefault(phase.file_path, []).append(phase)
@@ -287,16 +297,18 @@ class Taskmaster:
             return
         made: list[TaskRecord] = []
         with self._store.transaction(leader=self.holder) as tx:
+            paused = self._paused()
             for firing in firings:
                 phase = firing.job.phase
-                self._contained(f"cron fire of {phase.file_path}: {phase.task}",
-                                lambda f=firing: made.extend(self._fire(tx, f, now)))  # fmt: skip
-        self._queued += made
+                unit = f"cron fire of {phase.file_path}: {phase.task}"
+                self._contained(unit, lambda f=firing: made.extend(self._fire(tx, f, now, paused)))
+        self._queued += [record for record in made if record.state is State.QUEUED]
+        self.counters.held += sum(record.state is State.HELD for record in made)
 
-    def _fire(self, tx: Tx, firing: Firing, now: datetime) -> list[TaskRecord]:
+    def _fire(self, tx: Tx, firing: Firing, now: datetime, paused: Paused) -> list[TaskRecord]:
         try:
             with tx.savepoint():
-                return self._scheduler.fire(tx, firing, now)
+                return self._scheduler.fire(tx, firing, now, paused)
         except PhaseError as err:
             phase = firing.job.phase
             self._phase_error(tx, str(err), workflow=phase.file_path, phase=phase.task)
@@ -318,7 +330,29 @@ class Taskmaster:
                 self._contained(f"rescheduling {key}", lambda k=key: self._reschedule(k, now))
 
     def _reschedule(self, key: str, now: datetime) -> None:
+        if self._settings.paused_at_creation:
+            self._pause_new([key])
         self._schedule(key, self._cache.phases(key), now)
+
+    # controls
+    def _pause_at_start(self) -> None:
+        """`--start-paused` (on first taking the lease) and `paused_at_creation`: pause before
+        anything of the files is scheduled or fired."""
+        keys = [f.file_path for f in self._cache.workflow_files()]
+        if self._start_paused:
+            self._start_paused = False
+            events = controls.pause_every(self._store, keys, reason="started paused",
+                                          actor=ACTOR)  # fmt: skip
+            log.info("started paused: paused %d workflow file(s); %d were paused already",
+                     len(events), len(keys) - len(events))  # fmt: skip
+        if self._settings.paused_at_creation:
+            self._pause_new(keys)
+
+    def _pause_new(self, keys: list[str]) -> None:
+        """Pause each of these files flowlord has no control for yet (`paused_at_creation`)."""
+        for event in controls.pause_every(self._store, keys, reason="paused at creation",
+                                          actor=ACTOR, only_new=True):  # fmt: skip
+            log.info("paused %s: a new workflow file (paused_at_creation)", event.workflow)
 
     def _schedule(self, key: str, phases: list[PhaseRecord], now: datetime) -> None:
         problems = self._scheduler.schedule(key, phases, now)

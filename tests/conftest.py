@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import textwrap
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from cache import Cache, MemoryCache, SQLiteCache
+from flowlord.state import MemoryTaskStore, SQLiteTaskStore, TaskStore
 
 FIXED_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
@@ -18,6 +19,39 @@ TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
 
 def fixed_now() -> datetime:
     return FIXED_NOW
+
+
+START = FIXED_NOW
+
+
+class Clock:
+    """The stores' clock: fixed until a test moves it."""
+
+    def __init__(self, at: datetime = START) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> datetime:
+        self.at += timedelta(**delta)
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[TaskStore]:
+    """Each TaskStore, for the tests of the contract they share."""
+    if request.param == "memory":
+        made: TaskStore = MemoryTaskStore(now=clock)
+    else:
+        made = SQLiteTaskStore(tmp_path / "flowlord.db", now=clock)
+    yield made
+    made.close()
 
 
 def write(root: Path, key: str, text: str) -> Path:

@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import pytest
 
 from flowlord.state import (
     LeaseLost,
-    MemoryTaskStore,
     NewRecord,
-    SQLiteTaskStore,
     StoreError,
     TaskFilter,
     TaskStore,
     UnknownRecord,
 )
+from tests.conftest import START, Clock
 from workflow import Result, Task
 from workflow.state import ENDS, IllegalTransition, Origin, State
-
-START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """The stores' clock: fixed until a test moves it."""
-
-    def __init__(self, at: datetime = START) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> datetime:
-        self.at += timedelta(**delta)
-        return self.at
 
 
 def new(
@@ -66,21 +47,6 @@ def snapshot(store: TaskStore) -> tuple:
     records = store.tasks(TaskFilter(limit=10_000))
     moves = {r.rec: store.transitions(r.rec) for r in records}
     return records, moves, store.alerts(limit=10_000), store.marks("f1.toml"), store.lease()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[TaskStore]:
-    if request.param == "memory":
-        made: TaskStore = MemoryTaskStore(now=clock)
-    else:
-        made = SQLiteTaskStore(tmp_path / "flowlord.db", now=clock)
-    yield made
-    made.close()
 
 
 def add(store: TaskStore, *records: NewRecord) -> list[int | None]:

@@ -27,8 +27,8 @@ from flowlord.state import (
 )
 from flowlord.state import queries as q
 from flowlord.state.schema import SCHEMA_VERSION
-from tests.conftest import write
-from tests.test_state_contract import START, Clock, new, snapshot
+from tests.conftest import START, Clock, write
+from tests.test_state_contract import new, snapshot
 from workflow.state import IllegalTransition, State
 
 TABLES = {

@@ -27,6 +27,7 @@ from flowlord.state.protocol import (
     UnknownRecord,
 )
 from flowlord.state.rules import OLDER, age_bounds, age_bucket, check_limit, lease_lost, leased
+from workflow.controls import Control, ControlEvent, Paused
 from workflow.state import ENDS, State
 
 
@@ -129,6 +130,22 @@ class MemoryTaskStore:
     def marks(self, workflow: str) -> dict[str, datetime]:
         with self._lock:
             return {phase: at for (wf, phase), at in self._t.marks.items() if wf == workflow}
+
+    def paused(self) -> Paused:
+        with self._lock:
+            return Paused(self._t.controls.values())
+
+    def controls(self) -> list[Control]:
+        with self._lock:
+            return [self._t.controls[key] for key in sorted(self._t.controls)]
+
+    def control_events(self, *, workflow: str | None = None, limit: int = 100
+                       ) -> list[ControlEvent]:  # fmt: skip
+        check_limit(limit)
+        with self._lock:
+            events = self._t.control_events
+            found = [e for e in reversed(events) if workflow is None or e.workflow == workflow]
+        return found[:limit]
 
     def acquire(self, holder: str, *, ttl: float) -> Lease:
         with self._writing():

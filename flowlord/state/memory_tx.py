@@ -20,6 +20,7 @@ from flowlord.state.protocol import (
     UnknownRecord,
 )
 from flowlord.state.rules import check_kind, check_new, moved, new_record
+from workflow.controls import Control, ControlEvent
 from workflow.state import State
 from workflow.task import Result
 
@@ -51,6 +52,8 @@ class Tables:
         self.alerts: dict[int, Alert] = {}
         self.marks: dict[tuple[str, str], datetime] = {}
         self.lease: Lease | None = None
+        self.controls: dict[tuple[str, str], Control] = {}
+        self.control_events: list[ControlEvent] = []
         # Like SQLite's AUTOINCREMENT: never reused, except after a rollback of their creation.
         self.last_rec = 0
         self.last_seq = 0
@@ -98,6 +101,21 @@ class Tables:
         if old is None:
             return lambda: self.marks.__delitem__(key)
         return lambda: self.marks.__setitem__(key, old)
+
+    def set_control(self, control: Control, event: ControlEvent) -> Undo:
+        key = (control.workflow, control.phase)
+        old = self.controls.get(key)
+        self.controls[key] = control
+        self.control_events.append(event)
+
+        def undo() -> None:
+            self.control_events.pop()
+            if old is None:
+                del self.controls[key]
+            else:
+                self.controls[key] = old
+
+        return undo
 
 
 class MemoryTx:
@@ -226,6 +244,43 @@ class MemoryTx:
     def set_mark(self, workflow: str, phase: str, fired: datetime) -> None:
         self._check_open()
         self._undo.append(self._t.set_mark((workflow, phase), fired))
+
+    def control(self, workflow: str, phase: str) -> Control | None:
+        self._check_open()
+        return self._t.controls.get((workflow, phase))
+
+    def set_control(
+        self,
+        workflow: str,
+        phase: str,
+        *,
+        enabled: bool,
+        reason: str,
+        actor: str,
+        released: int = 0,
+        discarded: int = 0,
+    ) -> ControlEvent:
+        self._check_open()
+        was = self._t.controls.get((workflow, phase))
+        now = self._now()
+        events = self._t.control_events
+        event = ControlEvent(
+            seq=events[-1].seq + 1 if events else 1, at=now, workflow=workflow, phase=phase,
+            actor=actor, from_enabled=None if was is None else was.enabled, to_enabled=enabled,
+            reason=reason, released=released, discarded=discarded,
+        )  # fmt: skip
+        control = Control(workflow=workflow, phase=phase, enabled=enabled, reason=reason,
+                          updated_by=actor, updated_at=now)  # fmt: skip
+        self._undo.append(self._t.set_control(control, event))
+        return event
+
+    def held(self, workflow: str, phase: str | None = None) -> list[TaskRecord]:
+        self._check_open()
+        return [
+            r for r in self._t.records.values()
+            if r.state is State.HELD and r.workflow == workflow
+            and (phase is None or r.phase == phase)
+        ]  # fmt: skip
 
     def _audit(
         self, rec: int, was: State | None, to: State, actor: str, reason: str, now: datetime

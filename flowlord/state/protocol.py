@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from workflow.controls import Control, ControlEvent, Paused
 from workflow.state import Origin, State
 from workflow.task import Result, Task, rfc3339
 
@@ -257,6 +258,30 @@ class Tx(Protocol):
         """The last instant a cron phase fired."""
         ...
 
+    # workflow controls (DESIGN §5)
+    def control(self, workflow: str, phase: str) -> Control | None:
+        """The switch of a workflow file (`phase` "") or one phase; None if never set."""
+        ...
+
+    def set_control(
+        self,
+        workflow: str,
+        phase: str,
+        *,
+        enabled: bool,
+        reason: str,
+        actor: str,
+        released: int = 0,
+        discarded: int = 0,
+    ) -> ControlEvent:
+        """Set a switch and audit the change in `control_events` (from its previous state,
+        with how many held records the change released or discarded)."""
+        ...
+
+    def held(self, workflow: str, phase: str | None = None) -> list[TaskRecord]:
+        """The held records of a workflow file (of one phase), oldest first."""
+        ...
+
 
 class TaskStore(Protocol):
     """Durable task state. `now` is the store's clock (given at construction)."""
@@ -304,6 +329,24 @@ class TaskStore(Protocol):
 
     def marks(self, workflow: str) -> dict[str, datetime]:
         """The last fired instant of each cron phase of one workflow file."""
+        ...
+
+    # workflow controls
+    def paused(self) -> Paused:
+        """The pauses in force. Cheap when nothing changed: the SQLite store reads the table
+        again only after a commit by another connection (`PRAGMA data_version`) or a control
+        written through this store. Inside a transaction, as that transaction sees them (so a
+        record held in it is held by a pause that is committed, or by none). Raises when the
+        table cannot be read: the caller decides to fail open."""
+        ...
+
+    def controls(self) -> list[Control]:
+        """Every switch ever set, by workflow and phase."""
+        ...
+
+    def control_events(self, *, workflow: str | None = None, limit: int = 100
+                       ) -> list[ControlEvent]:  # fmt: skip
+        """Changes of the controls (of one workflow file), newest first."""
         ...
 
     # the leader lease

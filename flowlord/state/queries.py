@@ -15,6 +15,8 @@ from datetime import datetime
 from flowlord.state.protocol import TaskFilter
 from flowlord.state.rows import (
     ALERT_COLUMNS,
+    CONTROL_COLUMNS,
+    EVENT_COLUMNS,
     LEASE_COLUMNS,
     MARK_COLUMNS,
     RECORD_COLUMNS,
@@ -88,6 +90,25 @@ SET_LEASE = (
     "acquired = excluded.acquired"
 )
 RELEASE = "DELETE FROM leader_lease WHERE holder = ?"
+
+CONTROLS = f"SELECT {CONTROL_COLUMNS} FROM workflow_controls ORDER BY workflow, phase"
+CONTROL = f"SELECT {CONTROL_COLUMNS} FROM workflow_controls WHERE workflow = ? AND phase = ?"
+PAUSED = f"SELECT {CONTROL_COLUMNS} FROM workflow_controls WHERE enabled = 0"
+SET_CONTROL = (
+    "INSERT INTO workflow_controls (workflow, phase, enabled, reason, updated_by, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workflow, phase) DO UPDATE SET "
+    "enabled = excluded.enabled, reason = excluded.reason, updated_by = excluded.updated_by, "
+    "updated_at = excluded.updated_at"
+)
+CONTROL_EVENT = (
+    "INSERT INTO control_events (at, workflow, phase, actor, from_enabled, to_enabled, reason, "
+    "released, discarded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+EVENTS = f"SELECT {EVENT_COLUMNS} FROM control_events ORDER BY seq DESC"
+WORKFLOW_EVENTS = f"SELECT {EVENT_COLUMNS} FROM control_events WHERE workflow = ? ORDER BY seq DESC"
+# Held rows are few (a paused workflow's); the state index finds them.
+HELD = f"{_RECORDS} WHERE state = 'held' AND workflow = ? ORDER BY rec"
+HELD_PHASE = f"{_RECORDS} WHERE state = 'held' AND workflow = ? AND phase = ? ORDER BY rec"
 
 STATES = "SELECT state, count(*) FROM task_records GROUP BY state"
 YOUNGER = "SELECT count(*) FROM task_records WHERE created > ?"

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from flowlord.state.protocol import Alert, CorruptRecord, Lease, TaskRecord, Transition
+from workflow.controls import Control, ControlEvent
 from workflow.state import Origin, State
 
 TIME_WIDTH = len("2026-11-21T12:00:00.000000Z")
@@ -27,6 +28,11 @@ ALERT_COLUMNS = "seq, at, kind, workflow, phase, rec, message, notified"
 LEASE_COLUMNS = "holder, expires, acquired"
 T = TypeVar("T")
 MARK_COLUMNS = "phase, fired"
+CONTROL_COLUMNS = "workflow, phase, enabled, reason, updated_by, updated_at"
+EVENT_COLUMNS = (
+    "seq, at, workflow, phase, actor, from_enabled, to_enabled, reason, released, discarded"
+)
+_SWITCH = {0: False, 1: True}
 
 
 def to_text(when: datetime) -> str:
@@ -125,3 +131,27 @@ def mark(row: tuple, workflow: str) -> datetime:
         return _time(fired, "fired")
     except ValueError as err:
         raise CorruptRecord("cron_marks", f"{workflow} {phase}", str(err)) from None
+
+
+def control(row: tuple) -> Control:
+    workflow, phase, enabled, reason, updated_by, updated_at = row
+    try:
+        return Control(
+            workflow=workflow, phase=phase, enabled=_member(_SWITCH, enabled, "enabled"),
+            reason=reason, updated_by=updated_by, updated_at=_time(updated_at, "updated_at"),
+        )  # fmt: skip
+    except ValueError as err:
+        raise CorruptRecord("workflow_controls", f"{workflow} {phase}".strip(), str(err)) from None
+
+
+def control_event(row: tuple) -> ControlEvent:
+    seq, at, workflow, phase, actor, was, to, reason, released, discarded = row
+    try:
+        return ControlEvent(
+            seq=seq, at=_time(at, "at"), workflow=workflow, phase=phase, actor=actor,
+            from_enabled=None if was is None else _member(_SWITCH, was, "from_enabled"),
+            to_enabled=_member(_SWITCH, to, "to_enabled"), reason=reason,
+            released=_integer(released, "released"), discarded=_integer(discarded, "discarded"),
+        )  # fmt: skip
+    except ValueError as err:
+        raise CorruptRecord("control_events", seq, str(err)) from None

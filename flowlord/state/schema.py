@@ -88,6 +88,32 @@ MIGRATIONS: tuple[str, ...] = (
       acquired TEXT NOT NULL
     );
     """,
+    # DESIGN §5: per-workflow (phase '') and per-phase switches, and the audit of each change.
+    # `from_enabled` is NULL for the first change of a (workflow, phase).
+    """
+    CREATE TABLE workflow_controls (
+      workflow TEXT NOT NULL,
+      phase TEXT NOT NULL DEFAULT '',
+      enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+      reason TEXT NOT NULL DEFAULT '',
+      updated_by TEXT NOT NULL DEFAULT '',
+      updated_at TEXT NOT NULL,
+      PRIMARY KEY (workflow, phase)
+    );
+    CREATE TABLE control_events (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      at TEXT NOT NULL,
+      workflow TEXT NOT NULL,
+      phase TEXT NOT NULL DEFAULT '',
+      actor TEXT NOT NULL DEFAULT '',
+      from_enabled INTEGER,
+      to_enabled INTEGER NOT NULL,
+      reason TEXT NOT NULL DEFAULT '',
+      released INTEGER NOT NULL DEFAULT 0,
+      discarded INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX idx_control_events_workflow ON control_events (workflow, seq);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -33,6 +33,7 @@ from flowlord.state.protocol import (
 from flowlord.state.rules import OLDER, age_bounds, check_limit, lease_lost, leased
 from flowlord.state.schema import connect
 from flowlord.state.sqlite_tx import SQLiteTx, read_record
+from workflow.controls import Control, ControlEvent, Paused
 from workflow.state import State
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,23 @@ class SQLiteTaskStore:
         self._now = now
         self._lock = threading.RLock()
         self._data_version = self._pragma("data_version")
+        # The pauses as last read, and the data_version they were read at: read again only
+        # after another connection commits, or after a control is written through this one
+        # (which data_version does not show).
+        self._paused: tuple[int, Paused] | None = None
 
     @contextmanager
     def transaction(self, *, leader: str | None = None) -> Iterator[SQLiteTx]:
         with self._writing():
-            tx = SQLiteTx(self._db, self._now)
+            tx = SQLiteTx(self._db, self._now, on_control_write=self._forget_paused)
             try:
                 if leader is not None:
                     self._check_leader(leader)
                 yield tx
                 tx.flush()
+            except BaseException:
+                self._forget_paused()  # a rolled-back control write must not stay cached
+                raise
             finally:
                 tx.open = False
 
@@ -121,6 +129,29 @@ class SQLiteTaskStore:
     def marks(self, workflow: str) -> dict[str, datetime]:
         found = self._collect(q.MARKS, (workflow,), lambda row: (row[0], rows.mark(row, workflow)))
         return dict(found)
+
+    def paused(self) -> Paused:
+        with self._lock:
+            version = self._pragma("data_version")
+            cached = self._paused
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            paused = Paused(rows.control(row) for row in self._db.execute(q.PAUSED))
+            self._paused = (version, paused)
+            return paused
+
+    def controls(self) -> list[Control]:
+        return self._collect(q.CONTROLS, (), rows.control)
+
+    def control_events(self, *, workflow: str | None = None, limit: int = 100
+                       ) -> list[ControlEvent]:  # fmt: skip
+        check_limit(limit)
+        if workflow is None:
+            return self._collect(q.EVENTS, (), rows.control_event, limit)
+        return self._collect(q.WORKFLOW_EVENTS, (workflow,), rows.control_event, limit)
+
+    def _forget_paused(self) -> None:
+        self._paused = None
 
     def acquire(self, holder: str, *, ttl: float) -> Lease:
         with self._writing():

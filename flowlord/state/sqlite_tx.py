@@ -16,6 +16,7 @@ from flowlord.state import queries as q
 from flowlord.state import rows
 from flowlord.state.protocol import NewRecord, StoreError, TaskRecord, UnknownRecord
 from flowlord.state.rules import check_kind, check_new, moved, new_record
+from workflow.controls import Control, ControlEvent
 from workflow.state import TRANSITIONS, State
 from workflow.task import Result
 
@@ -48,9 +49,16 @@ class SQLiteTx:
     the commit: every move has one, and a statement each cost a done a tenth of its time.
     """
 
-    def __init__(self, db: apsw.Connection, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: apsw.Connection,
+        now: Callable[[], datetime],
+        *,
+        on_control_write: Callable[[], None],
+    ) -> None:
         self._db = db
         self._now = now
+        self._on_control_write = on_control_write
         self._depth = 0
         self._audits: list[tuple[object, ...]] = []
         self.open = True
@@ -230,6 +238,47 @@ class SQLiteTx:
     def set_mark(self, workflow: str, phase: str, fired: datetime) -> None:
         self._check_open()
         self._db.execute(q.MARK, (workflow, phase, rows.to_text(fired)))
+
+    def control(self, workflow: str, phase: str) -> Control | None:
+        self._check_open()
+        found = self._db.execute(q.CONTROL, (workflow, phase)).fetchall()
+        return rows.control(found[0]) if found else None
+
+    def set_control(
+        self,
+        workflow: str,
+        phase: str,
+        *,
+        enabled: bool,
+        reason: str,
+        actor: str,
+        released: int = 0,
+        discarded: int = 0,
+    ) -> ControlEvent:
+        self._check_open()
+        was = self.control(workflow, phase)
+        now = self._now()
+        at = rows.to_text(now)
+        self._on_control_write()
+        self._db.execute(q.SET_CONTROL, (workflow, phase, int(enabled), reason, actor, at))
+        from_enabled = None if was is None else was.enabled
+        self._db.execute(q.CONTROL_EVENT, (
+            at, workflow, phase, actor, None if from_enabled is None else int(from_enabled),
+            int(enabled), reason, released, discarded,
+        ))  # fmt: skip
+        return ControlEvent(
+            seq=self._db.last_insert_rowid(), at=now, workflow=workflow, phase=phase,
+            actor=actor, from_enabled=from_enabled, to_enabled=enabled, reason=reason,
+            released=released, discarded=discarded,
+        )  # fmt: skip
+
+    def held(self, workflow: str, phase: str | None = None) -> list[TaskRecord]:
+        self._check_open()
+        if phase is None:
+            found = self._db.execute(q.HELD, (workflow,))
+        else:
+            found = self._db.execute(q.HELD_PHASE, (workflow, phase))
+        return [rows.record(row) for row in found]
 
     def _check_open(self) -> None:
         if not self.open:

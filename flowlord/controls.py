@@ -1,0 +1,114 @@
+"""Pause and resume a workflow file or one of its phases (DESIGN §5). The CLI and the API
+share these; neither needs the leader lease.
+
+A pause only writes the switch: the leader holds what the workflow would send from then on
+(it reads the switches in each transaction that makes or sends records). A resume writes the
+switch and, in the same transaction, releases the held records in creation order (queued, so
+the leader sends them at its next turn) or discards them (cancelled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from flowlord.state import TaskStore
+from workflow.controls import (
+    WHOLE_FILE,
+    ControlError,
+    ControlEvent,
+    check_pause,
+    check_resume,
+    describe,
+)
+from workflow.state import State
+
+PhasesOf = Callable[[str], list[str] | None]
+"""The phase names of a workflow file, None for a file the database does not know."""
+KNOWN_SHOWN = 10
+
+
+def pause(
+    store: TaskStore,
+    phases_of: PhasesOf,
+    workflow: str,
+    phase: str = WHOLE_FILE,
+    *,
+    reason: str,
+    actor: str,
+) -> ControlEvent:
+    """Pause a workflow file (or one phase). `ControlError`: no reason, an unknown workflow
+    or phase, or one paused already; nothing is written then."""
+    if not reason.strip():
+        raise ControlError(f"pausing {describe(workflow, phase)} needs a reason")
+    _check_known(phases_of, workflow, phase)
+    with store.transaction() as tx:
+        check_pause(tx.control(workflow, phase), workflow, phase)
+        return tx.set_control(workflow, phase, enabled=False, reason=reason, actor=actor)
+
+
+def resume(
+    store: TaskStore,
+    phases_of: PhasesOf,
+    workflow: str,
+    phase: str = WHOLE_FILE,
+    *,
+    actor: str,
+    discard_held: bool = False,
+    reason: str = "",
+) -> ControlEvent:
+    """Resume a paused workflow file (or phase) and release its held records, oldest first,
+    to be sent; with `discard_held`, cancel them instead. A record still held by another
+    pause (its phase's, or its workflow's) stays held. `ControlError` when it is not paused.
+
+    A workflow whose file is gone can still be resumed (its held records released)."""
+    with store.transaction() as tx:
+        current = tx.control(workflow, phase)
+        if current is None:
+            _check_known(phases_of, workflow, phase)
+        check_resume(current, workflow, phase)
+        still = store.paused().without(workflow, phase)
+        to = State.CANCELLED if discard_held else State.QUEUED
+        why = f"{'discarded' if discard_held else 'released'}: {describe(workflow, phase)} " \
+              f"resumed by {actor}"  # fmt: skip
+        moved = 0
+        for record in tx.held(workflow, phase or None):
+            if still.holds(record.workflow, record.phase) is None:
+                tx.move(record.rec, to, actor=actor, reason=why, current=record)
+                moved += 1
+        return tx.set_control(
+            workflow, phase, enabled=True, reason=reason, actor=actor,
+            released=0 if discard_held else moved, discarded=moved if discard_held else 0,
+        )  # fmt: skip
+
+
+def pause_every(
+    store: TaskStore,
+    workflows: Iterable[str],
+    *,
+    reason: str,
+    actor: str,
+    only_new: bool = False,
+) -> list[ControlEvent]:
+    """Pause each of these workflow files that is not paused (`run --start-paused`), or with
+    `only_new` each that has no control at all (`paused_at_creation`: once resumed, a file
+    stays resumed), in one transaction; returns the changes made."""
+    events = []
+    with store.transaction() as tx:
+        for workflow in workflows:
+            current = tx.control(workflow, WHOLE_FILE)
+            if current is None or (current.enabled and not only_new):
+                events.append(
+                    tx.set_control(workflow, WHOLE_FILE, enabled=False, reason=reason, actor=actor)
+                )
+    return events
+
+
+def _check_known(phases_of: PhasesOf, workflow: str, phase: str) -> None:
+    phases = phases_of(workflow)
+    if phases is None:
+        raise ControlError(f"unknown workflow {workflow!r}: no workflow file has this key")
+    if phase and phase not in phases:
+        shown = ", ".join(phases[:KNOWN_SHOWN]) + (", ..." if len(phases) > KNOWN_SHOWN else "")
+        raise ControlError(
+            f"workflow {workflow!r} has no phase {phase!r} (its phases: {shown or 'none'})"
+        )
