@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import apsw
@@ -125,3 +125,35 @@ def transaction(connection: apsw.Connection) -> Iterator[None]:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+
+
+def migrate_component(
+    connection: apsw.Connection, path: str, component: str, migrations: Sequence[str]
+) -> None:
+    """Apply the migrations of one component (task state, notifications) this database lacks,
+    in order, in one transaction, and record its version in `schema_versions`. The cache owns
+    `PRAGMA user_version`; every other component keeps its own row here, so each migrates
+    only its own tables and any of them may create the file first."""
+    latest = len(migrations)
+    with transaction(connection):
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_versions "
+            "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        rows = connection.execute(
+            "SELECT version FROM schema_versions WHERE component = ?", (component,)
+        ).fetchall()
+        version = rows[0][0] if rows else 0
+        if version > latest:
+            raise SchemaError(
+                f"database {path!r}: table schema_versions gives component {component!r} "
+                f"version {version}; this flowlord knows up to {latest}"
+            )
+        for number in range(version, latest):
+            connection.execute(migrations[number])
+        if version < latest:
+            connection.execute(
+                "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
+                "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                (component, latest),
+            )

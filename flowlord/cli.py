@@ -164,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, command: Command, **texts: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, **texts)
         sub.set_defaults(command=command, name=name, config=None)
-        for setting in command.uses:
+        for setting in (name for name in command.uses if not SETTINGS[name].file_only):
             sub.add_argument(flag_name(setting), dest=setting, metavar=SETTINGS[setting].metavar,
                              help=SETTINGS[setting].help)  # fmt: skip
         if command.reads_file:

@@ -22,6 +22,7 @@ from cache.source import UnreadableFile, read_regular_file
 from flowlord.bus import check_topic
 from workflow.batch import DEFAULT_MAX_TASKS
 from workflow.duration import DurationError, format_duration, parse_duration
+from workflow.hooks import Hook, HookError, parse_hooks, url_problem
 
 BUSES = ("file", "memory")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -54,6 +55,11 @@ class RunConfig:
     lease: timedelta = timedelta(seconds=10)
     log_level: str = "info"
     log_format: str = "text"
+    paused_at_creation: bool = False
+    alert_webhook: str = ""
+    alert_min_interval: timedelta = timedelta(minutes=1)
+    alert_max_interval: timedelta = timedelta(hours=1)
+    hooks: tuple[Hook, ...] = ()
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Where each resolved setting came from (`--db`, `FLOWLORD_DB`, a file); none: default."""
 
@@ -69,7 +75,16 @@ class RunConfig:
 
 
 class _Invalid(Exception):
-    """Why a value is refused; `resolve_config` adds the setting's name and origin."""
+    """Why a value is refused; `resolve_config` adds the setting's name and origin.
+
+    A setting made of parts (`hooks`) names the part at fault in `part` (`[0].url`) and shows
+    that part's `value` instead of the whole setting's.
+    """
+
+    def __init__(self, why: str, *, part: str = "", value: object = None) -> None:
+        super().__init__(why)
+        self.part = part
+        self.value = value
 
 
 def _text(raw: object) -> str:
@@ -94,6 +109,20 @@ def _choice(*choices: str) -> Callable[[object], str]:
         return value
 
     return parse
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _boolean(raw: object) -> bool:
+    """TOML's true and false; from a flag or the environment true/false, yes/no, on/off, 1/0."""
+    if isinstance(raw, bool):
+        return raw
+    value = _text(raw).strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise _Invalid("not true or false")
+    return value in _TRUE
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -159,14 +188,34 @@ def _zone(raw: object) -> str:
     return value
 
 
+def _url(raw: object) -> str:
+    """An http or https URL with a host; empty for none."""
+    value = _text(raw).strip()
+    if value and (why := url_problem(value)):
+        raise _Invalid(why)
+    return value
+
+
+def _hooks(raw: object) -> tuple[Hook, ...]:
+    try:
+        return parse_hooks(raw)
+    except HookError as err:
+        raise _Invalid(str(err), part=err.part, value=err.value) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """How one setting is parsed and shown in `--help`."""
+    """How one setting is parsed and shown in `--help`.
+
+    A `file_only` setting (a table, like `[[hooks]]`) has no flag and no environment variable:
+    it is read from flowlord.toml only.
+    """
 
     parse: Callable[[object], object]
     help: str
     metavar: str = "VALUE"
     is_path: bool = False
+    file_only: bool = False
 
 
 SETTINGS: dict[str, Setting] = {
@@ -193,6 +242,29 @@ SETTINGS: dict[str, Setting] = {
         _duration(timedelta(seconds=1), timedelta(hours=1)),
         "the leader lease: a standby takes over this long after the leader dies (default 10s)",
         "DURATION",
+    ),
+    "paused_at_creation": Setting(
+        _boolean,
+        "pause each workflow file flowlord has no control for yet (default false)",
+        "BOOL",
+    ),
+    "alert_webhook": Setting(
+        _url,
+        'POST alerts here as {"text": ...}, for Slack and most chat tools (default none)',
+        "URL",
+    ),
+    "alert_min_interval": Setting(
+        _duration(timedelta(seconds=1), timedelta(days=1)),
+        "while alerts keep coming, one summary per interval, starting at this (default 1m)",
+        "DURATION",
+    ),
+    "alert_max_interval": Setting(
+        _duration(timedelta(seconds=1), timedelta(days=1)),
+        "the summary interval doubles up to this (default 1h)",
+        "DURATION",
+    ),
+    "hooks": Setting(
+        _hooks, "[[hooks]] tables in flowlord.toml: url and events", "TABLES", file_only=True
     ),
     "log_level": Setting(_choice(*LOG_LEVELS), "debug, info, warning or error", "LEVEL"),
     "log_format": Setting(_choice(*LOG_FORMATS), "text or json (default text)", "FORMAT"),
@@ -267,8 +339,9 @@ def resolve_config(
         try:
             value = SETTINGS[name].parse(raw)
         except _Invalid as why:
+            shown = _shown(why.value if why.part else raw)
             raise ConfigError(
-                f"config {name!r} from {origin} has value {_shown(raw)}: {why}"
+                f"config {name + why.part!r} from {origin} has value {shown}: {why}"
             ) from None
         if SETTINGS[name].is_path and base and value != ":memory:":
             value = os.path.join(base, str(value))
@@ -289,6 +362,9 @@ def _lookup(
     name: str, flags: Mapping[str, object], env: Mapping[str, str], file: ConfigFile | None
 ) -> tuple[object, str, str] | None:
     """The raw value, where it came from, and the folder its relative paths start from."""
+    if SETTINGS[name].file_only and (flags.get(name) is not None or env_name(name) in env):
+        given = flag_name(name) if flags.get(name) is not None else env_name(name)
+        raise ConfigError(f"config {name!r} from {given}: can only be set in {DEFAULT_CONFIG_FILE}")
     if flags.get(name) is not None:
         return flags[name], flag_name(name), ""
     if env_name(name) in env:
@@ -314,6 +390,18 @@ def _check(config: RunConfig, uses: Collection[str]) -> None:
             if getattr(config, name) == getattr(config, earlier):
                 origin = config.origins.get(earlier, "the default")
                 raise config.error(name, f"the same topic as {earlier!r} from {origin}")
+    if {"alert_min_interval", "alert_max_interval"} <= set(uses):
+        low, high = config.alert_min_interval, config.alert_max_interval
+        if high < low:
+            low_from, high_from = (
+                config.origins.get(name, "the default")
+                for name in ("alert_min_interval", "alert_max_interval")
+            )
+            raise ConfigError(
+                f"config 'alert_max_interval' from {high_from} has value "
+                f"{format_duration(high)!r}: less than 'alert_min_interval' "
+                f"{format_duration(low)!r} from {low_from}"
+            )
     checks = {"workflows": _workflows_problem, "db": _db_problem}
     if config.bus == "file":
         checks["bus_dir"] = _bus_dir_problem

@@ -17,6 +17,7 @@ from flowlord.bus import FileBus, MemoryBus
 from flowlord.config import RunConfig
 from flowlord.listing import load_failures
 from flowlord.loop import LoopSettings, Topics
+from flowlord.notify import notifier_for
 from flowlord.shutdown import Interrupted, Shutdown
 from flowlord.state import SQLiteTaskStore
 from flowlord.taskmaster import Taskmaster
@@ -38,14 +39,15 @@ def make_bus(config: RunConfig) -> FileBus | MemoryBus:
     return FileBus(Path(config.bus_dir)) if config.bus == "file" else MemoryBus()
 
 
-def run_taskmaster(config: RunConfig, stop: Shutdown) -> int:
+def run_taskmaster(config: RunConfig, stop: Shutdown, *, start_paused: bool = False) -> int:
     """Cache, task store, watcher, scheduler and resolver until `stop`; a broken file never
     stops start-up. A second `run` on the same database stands by until the lease is free.
+    `start_paused` pauses every workflow file when this process first leads.
 
     A stop signal during start-up ends it at once.
     """
     try:
-        return _run_taskmaster(config, stop)
+        return _run_taskmaster(config, stop, start_paused)
     except Interrupted as why:
         log.info("flowlord stopped during start-up (%s)", why)
         return 0
@@ -57,17 +59,20 @@ def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _run_taskmaster(config: RunConfig, stop: Shutdown) -> int:
+def _run_taskmaster(config: RunConfig, stop: Shutdown, start_paused: bool) -> int:
     with contextlib.ExitStack() as stack:
         with stop.interruptible():
             cache = SQLiteCache(config.workflows, config.db)
             stack.callback(cache.close)
             store = SQLiteTaskStore(config.db, now=utc_now)
             stack.callback(store.close)
-        return _serve(config, cache, store, stop)
+        return _serve(config, cache, store, stop, start_paused)
 
 
-def _serve(config: RunConfig, cache: SQLiteCache, store: SQLiteTaskStore, stop: Shutdown) -> int:
+def _serve(
+    config: RunConfig, cache: SQLiteCache, store: SQLiteTaskStore, stop: Shutdown,
+    start_paused: bool,
+) -> int:  # fmt: skip
     log.info("loading workflows from %s into %s", config.workflows, config.db)
     with stop.interruptible():
         try:
@@ -83,21 +88,30 @@ def _serve(config: RunConfig, cache: SQLiteCache, store: SQLiteTaskStore, stop: 
     settings = LoopSettings(
         lease=config.lease.total_seconds(), task_ttl=config.task_ttl,
         retention=timedelta(days=config.retention_days) if config.retention_days else None,
+        start_paused=start_paused, paused_at_creation=config.paused_at_creation,
     )  # fmt: skip
     taskmaster = Taskmaster(
         cache, store, producer, lambda: bus.consumer([topics.done, topics.files], "taskmaster"),
         table=CronTable(config.zone), now=utc_now, new_id=new_id, holder=holder_name(),
         topics=topics, max_tasks=config.max_tasks, settings=settings,
     )  # fmt: skip
+    notifier = notifier_for(config, is_leader=lambda: taskmaster.leading, now=utc_now)
     try:
         with stop.interruptible():
             role = "leader" if taskmaster.lead() else "standby"
-            cache.watch(taskmaster.on_change)
+            if notifier is None:
+                cache.watch(taskmaster.on_change)
+            else:
+                on_change, on_error = notifier.following(taskmaster.on_change)
+                cache.watch(on_change, on_error=on_error)
+                notifier.start()
         log.info("flowlord running as %s %s: workflows %s, db %s, bus %s", role,
                  taskmaster.holder, config.workflows, config.db,
                  config.bus_dir if config.bus == "file" else "memory")  # fmt: skip
         taskmaster.run(stop)
     finally:
+        if notifier is not None:
+            notifier.stop()
         taskmaster.release()
         producer.close()
         log.info("flowlord stopped: %s", taskmaster.counters)

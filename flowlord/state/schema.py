@@ -11,7 +11,7 @@ import os
 
 import apsw
 
-from cache.schema import SchemaError, open_database, transaction
+from cache.schema import migrate_component, open_database
 
 COMPONENT = "task_state"
 SYNCHRONOUS = ("FULL", "NORMAL")
@@ -135,25 +135,4 @@ def connect(db_path: str | os.PathLike[str], *, synchronous: str = "FULL") -> ap
 
 def migrate(connection: apsw.Connection, path: str) -> None:
     """Apply the task-state migrations this database lacks, in order, and record the version."""
-    with transaction(connection):
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS schema_versions "
-            "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
-        rows = connection.execute(
-            "SELECT version FROM schema_versions WHERE component = ?", (COMPONENT,)
-        ).fetchall()
-        version = rows[0][0] if rows else 0
-        if version > SCHEMA_VERSION:
-            raise SchemaError(
-                f"database {path!r}: table schema_versions gives component {COMPONENT!r} "
-                f"version {version}; this flowlord knows up to {SCHEMA_VERSION}"
-            )
-        for number in range(version, SCHEMA_VERSION):
-            connection.execute(MIGRATIONS[number])
-        if version < SCHEMA_VERSION:
-            connection.execute(
-                "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
-                "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                (COMPONENT, SCHEMA_VERSION),
-            )
+    migrate_component(connection, path, COMPONENT, MIGRATIONS)
