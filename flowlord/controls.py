@@ -9,7 +9,7 @@ the leader sends them at its next turn) or discards them (cancelled).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from flowlord.state import TaskStore
 from workflow.controls import (
@@ -40,6 +40,9 @@ def pause(
     or phase, or one paused already; nothing is written then."""
     if not reason.strip():
         raise ControlError(f"pausing {describe(workflow, phase)} needs a reason")
+    if not reason.isprintable():
+        raise ControlError(f"the reason to pause {describe(workflow, phase)} must be one line "
+                           f"of printable text, got {reason!r}")  # fmt: skip
     _check_known(phases_of, workflow, phase)
     with store.transaction() as tx:
         check_pause(tx.control(workflow, phase), workflow, phase)
@@ -82,24 +85,34 @@ def resume(
 
 
 def pause_every(
-    store: TaskStore,
-    workflows: Iterable[str],
-    *,
-    reason: str,
-    actor: str,
-    only_new: bool = False,
+    store: TaskStore, workflows: Iterable[str], *, reason: str, actor: str
 ) -> list[ControlEvent]:
-    """Pause each of these workflow files that is not paused (`run --start-paused`), or with
-    `only_new` each that has no control at all (`paused_at_creation`: once resumed, a file
-    stays resumed), in one transaction; returns the changes made."""
+    """Pause each of these workflow files that is not paused (`run --start-paused`), in one
+    transaction; returns the changes made."""
     events = []
     with store.transaction() as tx:
         for workflow in workflows:
             current = tx.control(workflow, WHOLE_FILE)
-            if current is None or (current.enabled and not only_new):
+            if current is None or current.enabled:
                 events.append(
                     tx.set_control(workflow, WHOLE_FILE, enabled=False, reason=reason, actor=actor)
                 )
+    return events
+
+
+def see_new(
+    store: TaskStore, workflows: Sequence[str], *, pause: bool, actor: str, leader: str
+) -> list[ControlEvent]:
+    """Note the workflow files a taskmaster schedules; with `pause` (`paused_at_creation`),
+    pause each it never saw before and nobody has switched yet. A file once seen is never
+    paused this way again, so a file a person resumed stays resumed, and turning the setting
+    on for a database that ran for months pauses only files added from then on."""
+    events = []
+    with store.transaction(leader=leader) as tx:
+        for workflow in tx.first_seen(workflows):
+            if pause and tx.control(workflow, WHOLE_FILE) is None:
+                events.append(tx.set_control(workflow, WHOLE_FILE, enabled=False,
+                                             reason="paused at creation", actor=actor))  # fmt: skip
     return events
 
 

@@ -112,6 +112,10 @@ class Taskmaster:
         """
         lease = self._store.acquire(self.holder, ttl=self._settings.lease)
         self._clock.renewed = self._now()
+        if lease.holder != self.holder and self._start_paused:
+            self._start_paused = False  # a later takeover must not pause what runs by then
+            log.warning("--start-paused ignored: %s leads; it pauses only at the start of "
+                        "the process that leads", lease.holder)  # fmt: skip
         if lease.holder != self.holder:
             if self.leading:
                 self.step_down(f"the lease is held by {lease.holder}")
@@ -330,14 +334,13 @@ class Taskmaster:
                 self._contained(f"rescheduling {key}", lambda k=key: self._reschedule(k, now))
 
     def _reschedule(self, key: str, now: datetime) -> None:
-        if self._settings.paused_at_creation:
-            self._pause_new([key])
+        self._see([key])
         self._schedule(key, self._cache.phases(key), now)
 
     # controls
     def _pause_at_start(self) -> None:
-        """`--start-paused` (on first taking the lease) and `paused_at_creation`: pause before
-        anything of the files is scheduled or fired."""
+        """`--start-paused` and `paused_at_creation`: pause before anything of the files is
+        scheduled or fired."""
         keys = [f.file_path for f in self._cache.workflow_files()]
         if self._start_paused:
             self._start_paused = False
@@ -345,13 +348,13 @@ class Taskmaster:
                                           actor=ACTOR)  # fmt: skip
             log.info("started paused: paused %d workflow file(s); %d were paused already",
                      len(events), len(keys) - len(events))  # fmt: skip
-        if self._settings.paused_at_creation:
-            self._pause_new(keys)
+        self._see(keys)
 
-    def _pause_new(self, keys: list[str]) -> None:
-        """Pause each of these files flowlord has no control for yet (`paused_at_creation`)."""
-        for event in controls.pause_every(self._store, keys, reason="paused at creation",
-                                          actor=ACTOR, only_new=True):  # fmt: skip
+    def _see(self, keys: list[str]) -> None:
+        """Note the files scheduled; with `paused_at_creation`, pause the new ones."""
+        pause = self._settings.paused_at_creation
+        for event in controls.see_new(self._store, keys, pause=pause, actor=ACTOR,
+                                      leader=self.holder):  # fmt: skip
             log.info("paused %s: a new workflow file (paused_at_creation)", event.workflow)
 
     def _schedule(self, key: str, phases: list[PhaseRecord], now: datetime) -> None:

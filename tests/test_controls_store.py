@@ -122,6 +122,8 @@ def test_a_record_still_held_by_another_pause_stays_held(store: TaskStore) -> No
          "workflow 'f1.toml' has no phase 'nope' (its phases: extract, load)"),
         (lambda s: controls.pause(s, phases_of, "f1.toml", reason="  ", actor="a"),
          "pausing f1.toml needs a reason"),
+        (lambda s: controls.pause(s, phases_of, "f1.toml", reason="a\nb", actor="a"),
+         "the reason to pause f1.toml must be one line of printable text"),
         (lambda s: controls.resume(s, phases_of, "f1.toml", actor="a"), "f1.toml is not paused"),
         (lambda s: controls.resume(s, phases_of, "nope.toml", actor="a"), "unknown workflow"),
     ],
@@ -147,19 +149,27 @@ def test_a_paused_workflow_whose_file_is_gone_can_be_resumed(store: TaskStore) -
     assert event.released == 1 and store.get(rec).state is State.QUEUED
 
 
-def test_pause_every_skips_paused_ones_and_only_new_skips_any_with_a_control(
-    store: TaskStore,
-) -> None:
+def test_pause_every_pauses_what_is_not_paused(store: TaskStore) -> None:
     controls.pause(store, phases_of, "f1.toml", reason="mine", actor="a")
-    controls.resume(store, phases_of, "f1.toml", actor="a")
-    made = controls.pause_every(store, ["f1.toml", "f2.toml"], reason="new", actor="f",
-                                only_new=True)  # fmt: skip
-    assert [e.workflow for e in made] == ["f2.toml"]  # f1 was resumed by a person: it stays
     made = controls.pause_every(store, ["f1.toml", "f2.toml"], reason="start", actor="f")
-    assert [e.workflow for e in made] == ["f1.toml"]  # f2 is paused already
+    assert [e.workflow for e in made] == ["f2.toml"]
     assert {(c.workflow, c.reason) for c in store.controls()} == {
-        ("f1.toml", "start"), ("f2.toml", "new"),
+        ("f1.toml", "mine"), ("f2.toml", "start"),
     }  # fmt: skip
+
+
+def test_see_new_pauses_only_files_never_seen_and_never_switched(store: TaskStore) -> None:
+    store.acquire("tm", ttl=60)
+    assert controls.see_new(store, ["f1.toml"], pause=False, actor="f", leader="tm") == []
+    controls.pause(store, phases_of, "f2.toml", reason="by hand", actor="a")
+    controls.resume(store, phases_of, "f2.toml", actor="a")
+    made = controls.see_new(store, ["f1.toml", "f2.toml", "f3.toml", "f3.toml"], pause=True,
+                            actor="f", leader="tm")  # fmt: skip
+    # f1 ran before the setting was on; f2 was switched by a person; f3 is new
+    assert [(e.workflow, e.reason) for e in made] == [("f3.toml", "paused at creation")]
+    controls.resume(store, lambda _: [], "f3.toml", actor="a")
+    assert controls.see_new(store, ["f3.toml"], pause=True, actor="f", leader="tm") == []
+    assert store.paused().holds("f3.toml", "x") is None  # resumed stays resumed
 
 
 def test_sqlite_sees_a_pause_committed_by_another_connection(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ class Tables:
         self.lease: Lease | None = None
         self.controls: dict[tuple[str, str], Control] = {}
         self.control_events: list[ControlEvent] = []
+        self.seen: dict[str, datetime] = {}
         # Like SQLite's AUTOINCREMENT: never reused, except after a rollback of their creation.
         self.last_rec = 0
         self.last_seq = 0
@@ -281,6 +282,15 @@ class MemoryTx:
             if r.state is State.HELD and r.workflow == workflow
             and (phase is None or r.phase == phase)
         ]  # fmt: skip
+
+    def first_seen(self, workflows: Sequence[str]) -> list[str]:
+        self._check_open()
+        new = list(dict.fromkeys(key for key in workflows if key not in self._t.seen))
+        now = self._now()
+        for key in new:
+            self._t.seen[key] = now
+            self._undo.append(lambda k=key: self._t.seen.pop(k))
+        return new
 
     def _audit(
         self, rec: int, was: State | None, to: State, actor: str, reason: str, now: datetime

@@ -282,6 +282,11 @@ class Tx(Protocol):
         """The held records of a workflow file (of one phase), oldest first."""
         ...
 
+    def first_seen(self, workflows: Sequence[str]) -> list[str]:
+        """Note these workflow files as seen by a taskmaster; returns those never seen before
+        (what `paused_at_creation` pauses), in the order given."""
+        ...
+
 
 class TaskStore(Protocol):
     """Durable task state. `now` is the store's clock (given at construction)."""

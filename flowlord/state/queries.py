@@ -106,6 +106,7 @@ CONTROL_EVENT = (
 )
 EVENTS = f"SELECT {EVENT_COLUMNS} FROM control_events ORDER BY seq DESC"
 WORKFLOW_EVENTS = f"SELECT {EVENT_COLUMNS} FROM control_events WHERE workflow = ? ORDER BY seq DESC"
+SEE = "INSERT OR IGNORE INTO workflow_seen (workflow, first_seen) VALUES (?, ?)"
 # Held rows are few (a paused workflow's); the state index finds them.
 HELD = f"{_RECORDS} WHERE state = 'held' AND workflow = ? ORDER BY rec"
 HELD_PHASE = f"{_RECORDS} WHERE state = 'held' AND workflow = ? AND phase = ? ORDER BY rec"

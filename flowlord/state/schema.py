@@ -89,7 +89,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     # DESIGN §5: per-workflow (phase '') and per-phase switches, and the audit of each change.
-    # `from_enabled` is NULL for the first change of a (workflow, phase).
+    # `from_enabled` is NULL for the first change of a (workflow, phase). `workflow_seen`: the
+    # files a taskmaster has scheduled, so `paused_at_creation` pauses only new ones; files that
+    # made records or fired before this table existed count as seen.
     """
     CREATE TABLE workflow_controls (
       workflow TEXT NOT NULL,
@@ -113,6 +115,14 @@ MIGRATIONS: tuple[str, ...] = (
       discarded INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX idx_control_events_workflow ON control_events (workflow, seq);
+    CREATE TABLE workflow_seen (
+      workflow TEXT PRIMARY KEY,
+      first_seen TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO workflow_seen (workflow, first_seen)
+      SELECT DISTINCT workflow, strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM task_records
+      WHERE workflow != ''
+      UNION SELECT DISTINCT workflow, strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM cron_marks;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -280,6 +280,16 @@ class SQLiteTx:
             found = self._db.execute(q.HELD_PHASE, (workflow, phase))
         return [rows.record(row) for row in found]
 
+    def first_seen(self, workflows: Sequence[str]) -> list[str]:
+        self._check_open()
+        at = rows.to_text(self._now())
+        new = []
+        for key in dict.fromkeys(workflows):
+            self._db.execute(q.SEE, (key, at))
+            if self._db.changes():
+                new.append(key)
+        return new
+
     def _check_open(self) -> None:
         if not self.open:
             raise StoreError("this transaction is over: use the store's transaction() again")
