@@ -245,7 +245,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     "paused_at_creation": Setting(
         _boolean,
-        "pause each workflow file flowlord has no control for yet (default false)",
+        "pause each workflow file flowlord has never seen (default false)",
         "BOOL",
     ),
     "alert_webhook": Setting(
