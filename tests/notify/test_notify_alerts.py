@@ -3,41 +3,15 @@ clock the test moves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from flowlord.state import SQLiteTaskStore
 from tests.notify_helpers import Clock, deliveries, drive, notifier, raise_alert
-from tests.webhooks import Endpoint, endpoint
+from tests.webhooks import Endpoint
 from workflow.notify import SummaryPolicy
 
 POLICY = SummaryPolicy(timedelta(minutes=1), timedelta(minutes=4))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "flowlord.db"
-
-
-@pytest.fixture
-def store(db: Path, clock: Clock) -> Iterator[SQLiteTaskStore]:
-    made = SQLiteTaskStore(db, now=clock)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    with endpoint() as made:
-        yield made
 
 
 def texts(hook: Endpoint) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,22 +18,6 @@ from tests.webhooks import Endpoint, endpoint
 from workflow.hooks import Hook
 
 CHANGED = ("workflow.changed",)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "flowlord.db"
-
-
-@pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    with endpoint() as made:
-        yield made
 
 
 def workflows(hook: Endpoint) -> list[object]:

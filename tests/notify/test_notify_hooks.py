@@ -3,10 +3,7 @@ file changes, exactly once across restarts and never replaying history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from cache import SQLiteCache
 from flowlord.state import NewRecord, SQLiteTaskStore
@@ -19,29 +16,6 @@ from workflow.state import Origin, State
 
 TASKS = ("task.complete", "task.failed", "task.held")
 CONTROLS = ("workflow.paused", "workflow.resumed")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "flowlord.db"
-
-
-@pytest.fixture
-def store(db: Path, clock: Clock) -> Iterator[SQLiteTaskStore]:
-    made = SQLiteTaskStore(db, now=clock)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    with endpoint() as made:
-        yield made
 
 
 def new(store: SQLiteTaskStore, key: str, state: State = State.QUEUED) -> int:
