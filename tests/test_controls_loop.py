@@ -16,11 +16,12 @@ import pytest
 
 from cache import SQLiteCache
 from flowlord import controls, operations
-from flowlord.bus import FileBus, Producer
+from flowlord.bus import FileBus
 from flowlord.loop import LoopSettings
 from flowlord.state import SQLiteTaskStore, TaskFilter
 from flowlord.taskmaster import Taskmaster
 from tests.conftest import write
+from tests.test_task_state_loop import Loop as StateLoop
 from tests.test_taskmaster import Clock
 from workflow import Result
 from workflow.schedule import CronTable
@@ -57,27 +58,11 @@ def hour(n: int, minute: int = 0) -> datetime:
 
 
 @dataclass
-class Loop:
+class Loop(StateLoop):
+    """The task-state loop's helpers, with its home and cache for pausing by name."""
+
     home: Path
-    taskmaster: Taskmaster
     cache: SQLiteCache
-    store: SQLiteTaskStore
-    bus: FileBus
-    producer: Producer
-    clock: Clock
-
-    def settle(self, at: datetime) -> None:
-        self.clock.now = at
-        for _ in range(50):
-            if not self.taskmaster.step(timeout=0):
-                return
-
-    def done(self, task: dict[str, str], result: Result) -> None:
-        self.producer.send("done", json.dumps({**task, "result": result}))
-
-    def topic(self, name: str) -> list[dict[str, str]]:
-        path = self.bus.topic_path(name)
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def held(self) -> list[str]:
         found = self.store.tasks(TaskFilter(state=State.HELD))
@@ -115,7 +100,7 @@ def make_loop(home: Path, **settings: bool) -> Loop:
         table=CronTable(UTC), now=clock, new_id=lambda: next(ids), holder="test",
         settings=LoopSettings(**settings),
     )  # fmt: skip
-    return Loop(home, taskmaster, cache, store, bus, bus.producer(), clock)
+    return Loop(taskmaster, store, bus, bus.producer(), clock, home, cache)
 
 
 @pytest.fixture
