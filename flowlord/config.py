@@ -8,6 +8,7 @@ relative to the current folder; paths in a config file are relative to that file
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -31,6 +32,7 @@ MAX_TASKS_LIMIT = 1_000_000
 MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_CONFIG_FILE = "flowlord.toml"
 DISABLED = "-"
+MIN_TOKEN_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -60,6 +62,9 @@ class RunConfig:
     alert_min_interval: timedelta = timedelta(minutes=1)
     alert_max_interval: timedelta = timedelta(hours=1)
     hooks: tuple[Hook, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_token: str = field(default="", repr=False)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Where each resolved setting came from (`--db`, `FLOWLORD_DB`, a file); none: default."""
 
@@ -70,7 +75,7 @@ class RunConfig:
     def error(self, name: str, why: str) -> ConfigError:
         """A `ConfigError` about setting `name`, naming where its value came from."""
         origin = self.origins.get(name, "the default")
-        value = _shown(getattr(self, name))
+        value = _shown(getattr(self, name), secret=SETTINGS[name].secret)
         return ConfigError(f"config {name!r} from {origin} has value {value}: {why}")
 
 
@@ -196,6 +201,29 @@ def _url(raw: object) -> str:
     return value
 
 
+def _host(raw: object) -> str:
+    """An address to listen on: an IP address or a host name, without a port."""
+    value = _text(raw).strip()
+    if not value or not _HOST.fullmatch(value):
+        raise _Invalid("not an IP address or host name (like 127.0.0.1, 0.0.0.0 or ::1)")
+    return value
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45}")
+
+
+def _token(raw: object) -> str:
+    """The admin token: printable ASCII without spaces, long enough not to be guessed."""
+    value = _text(raw).strip()
+    if value and (len(value) < MIN_TOKEN_LENGTH or not value.isascii() or not value.isprintable()
+                  or " " in value):  # fmt: skip
+        raise _Invalid(
+            f"use at least {MIN_TOKEN_LENGTH} printable ASCII characters without spaces "
+            "(python -c 'import secrets; print(secrets.token_urlsafe())' makes one)"
+        )
+    return value
+
+
 def _hooks(raw: object) -> tuple[Hook, ...]:
     try:
         return parse_hooks(raw)
@@ -216,6 +244,8 @@ class Setting:
     metavar: str = "VALUE"
     is_path: bool = False
     file_only: bool = False
+    secret: bool = False
+    """Never shown: an error names the setting and where it came from, not its value."""
 
 
 SETTINGS: dict[str, Setting] = {
@@ -265,6 +295,14 @@ SETTINGS: dict[str, Setting] = {
     ),
     "hooks": Setting(
         _hooks, "[[hooks]] tables in flowlord.toml: url and events", "TABLES", file_only=True
+    ),
+    "host": Setting(_host, "address the HTTP API listens on (default 127.0.0.1)", "HOST"),
+    "port": Setting(_integer(0, 65535), "HTTP API port; 0 for no API (default 8080)", "PORT"),
+    "admin_token": Setting(
+        _token,
+        "bearer token for API writes; better from FLOWLORD_ADMIN_TOKEN (default none: read-only)",
+        "TOKEN",
+        secret=True,
     ),
     "log_level": Setting(_choice(*LOG_LEVELS), "debug, info, warning or error", "LEVEL"),
     "log_format": Setting(_choice(*LOG_FORMATS), "text or json (default text)", "FORMAT"),
@@ -339,7 +377,7 @@ def resolve_config(
         try:
             value = SETTINGS[name].parse(raw)
         except _Invalid as why:
-            shown = _shown(why.value if why.part else raw)
+            shown = _shown(why.value if why.part else raw, secret=SETTINGS[name].secret)
             raise ConfigError(
                 f"config {name + why.part!r} from {origin} has value {shown}: {why}"
             ) from None
@@ -374,8 +412,10 @@ def _lookup(
     return None
 
 
-def _shown(raw: object) -> str:
-    """A value as it appears in a message: on one line, and not too long."""
+def _shown(raw: object, *, secret: bool = False) -> str:
+    """A value as it appears in a message: on one line, and not too long; a secret hidden."""
+    if secret:
+        return "(hidden)"
     if isinstance(raw, bool):
         return str(raw).lower()
     text = repr(raw)
@@ -402,6 +442,7 @@ def _check(config: RunConfig, uses: Collection[str]) -> None:
                 f"{format_duration(high)!r}: less than 'alert_min_interval' "
                 f"{format_duration(low)!r} from {low_from}"
             )
+    _check_exposure(config, uses)
     checks = {"workflows": _workflows_problem, "db": _db_problem}
     if config.bus == "file":
         checks["bus_dir"] = _bus_dir_problem
@@ -410,6 +451,27 @@ def _check(config: RunConfig, uses: Collection[str]) -> None:
         why = problem(value) if name in uses and value else ""
         if why:
             raise config.error(name, why)
+
+
+def _check_exposure(config: RunConfig, uses: Collection[str]) -> None:
+    """The API beyond this machine only with an admin token (DESIGN §6)."""
+    served = {"host", "port", "admin_token"} <= set(uses) and config.port
+    if served and not config.admin_token and not is_loopback(config.host):
+        raise config.error(
+            "host",
+            "not a loopback address, and no admin_token is set: set FLOWLORD_ADMIN_TOKEN "
+            "(or admin_token) before serving the API beyond this machine",
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches: 127.0.0.0/8, ::1, `localhost`."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _workflows_problem(path: str) -> str:

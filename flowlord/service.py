@@ -11,8 +11,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cache import RefreshError, SQLiteCache
+from cache.watcher import log_error
 from flowlord.bus import FileBus, MemoryBus
 from flowlord.config import RunConfig
 from flowlord.listing import load_failures
@@ -23,6 +25,9 @@ from flowlord.state import SQLiteTaskStore
 from flowlord.taskmaster import Taskmaster
 from flowlord.worker import FollowingConsumer, NopWorker, workflow_topics
 from workflow.schedule import CronTable
+
+if TYPE_CHECKING:
+    from handlers.service import ApiService
 
 log = logging.getLogger("flowlord")
 
@@ -66,12 +71,27 @@ def _run_taskmaster(config: RunConfig, stop: Shutdown, start_paused: bool) -> in
             stack.callback(cache.close)
             store = SQLiteTaskStore(config.db, now=utc_now)
             stack.callback(store.close)
-        return _serve(config, cache, store, stop, start_paused)
+            api = _start_api(config, cache) if config.port else None
+            if api is not None:
+                stack.callback(api.stop)
+        return _serve(config, cache, store, stop, start_paused, api)
+
+
+def _start_api(config: RunConfig, cache: SQLiteCache) -> ApiService:
+    """The HTTP API, listening before the workflows load: `/readyz` says 503 until they are.
+    A port that cannot be bound is a bad setting (exit 2), named as such."""
+    from handlers.service import ApiService  # FastAPI costs ~0.4 s to import: only when served
+
+    try:
+        return ApiService(config, cache, now=utc_now).start()
+    except OSError as err:
+        where = f"{config.host}:{config.port}"
+        raise config.error("port", f"cannot listen on {where}: {err.strerror or err}") from None
 
 
 def _serve(
     config: RunConfig, cache: SQLiteCache, store: SQLiteTaskStore, stop: Shutdown,
-    start_paused: bool,
+    start_paused: bool, api: ApiService | None,
 ) -> int:  # fmt: skip
     log.info("loading workflows from %s into %s", config.workflows, config.db)
     with stop.interruptible():
@@ -99,11 +119,16 @@ def _serve(
     try:
         with stop.interruptible():
             role = "leader" if taskmaster.lead() else "standby"
-            if notifier is None:
-                cache.watch(taskmaster.on_change)
-            else:
-                on_change, on_error = notifier.following(taskmaster.on_change)
-                cache.watch(on_change, on_error=on_error)
+            on_change, on_error = taskmaster.on_change, log_error
+            if notifier is not None:
+                on_change, on_error = notifier.following(on_change, on_error)
+            if api is not None:
+                on_change, on_error = api.follow(
+                    on_change, on_error, taskmaster.counters, lambda: taskmaster.leading
+                )
+                api.loaded()
+            cache.watch(on_change, on_error=on_error)
+            if notifier is not None:
                 notifier.start()
         log.info("flowlord running as %s %s: workflows %s, db %s, bus %s", role,
                  taskmaster.holder, config.workflows, config.db,

@@ -17,6 +17,12 @@ FIXED_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Every `flowlord run` a test starts serves no API unless the test asks (`--port N`):
+    two runs at once would both want port 8080."""
+    os.environ.setdefault("FLOWLORD_PORT", "0")
+
+
 def fixed_now() -> datetime:
     return FIXED_NOW
 

@@ -218,8 +218,8 @@ def test_integers_as_text(tmp_path: Path) -> None:
 
 
 def test_config_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown setting\(s\) 'colour', 'port'"):
-        resolve(tmp_path, file_text='port = 1\ncolour = "red"\nbus = "file"\n')
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) 'colour', 'speed'"):
+        resolve(tmp_path, file_text='speed = 1\ncolour = "red"\nbus = "file"\n')
     with pytest.raises(ConfigError, match=r"not TOML: .*at line 2"):
         resolve(tmp_path, file_text='bus = "file"\nmax_tasks = \n')
     with pytest.raises(ConfigError, match="does not exist"):

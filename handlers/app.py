@@ -1,0 +1,36 @@
+"""The HTTP API (DESIGN §6): one FastAPI app per process, built around an `ApiContext`.
+
+FastAPI generates the OpenAPI document (`/openapi.json`, docs at `/docs`) from the routes'
+type hints and models, so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from flowlord import version
+from handlers import errors, status
+from handlers.context import ApiContext
+from handlers.middleware import Audit, BodyLimit
+
+ROUTERS = (status.router,)
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    """The API over `ctx`; serve it with `handlers.server.ApiServer`."""
+    app = FastAPI(
+        title="flowlord",
+        version=version(),
+        description="Workflows, phases, task records, controls and events of one flowlord "
+        "database. Writes need `Authorization: Bearer <admin token>`.",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.context = ctx
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(Audit)  # outermost: it sees a 413 too
+    return app

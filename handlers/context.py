@@ -1,0 +1,78 @@
+"""What the routes read and write through: the process's cache and task store (connections of
+their own, so a slow request never holds up the taskmaster), its settings, and hooks into the
+running service (refresh now, who leads). Built by `flowlord.service`, or by a test."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+
+from cache import SQLiteCache
+from flowlord.loop import Counters
+from flowlord.state import SQLiteTaskStore
+from handlers.hub import EventHub
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """What a refresh did: keys changed (removed ones prefixed `-`) and keys that failed."""
+
+    changed: list[str]
+    errors: dict[str, str]
+
+
+Refresh = Callable[[Iterable[str] | None], Refreshed]
+"""Refresh the live cache (every file when None, else these keys) and reschedule what changed,
+as a watch event does."""
+
+
+@dataclass(slots=True)
+class Liveness:
+    """Set by the service as it starts: the cache loaded, and whether this process leads."""
+
+    loaded: threading.Event = field(default_factory=threading.Event)
+    leading: Callable[[], bool] = lambda: False
+
+    @property
+    def role(self) -> str:
+        return "leader" if self.leading() else "standby"
+
+
+@dataclass(slots=True, kw_only=True)
+class ApiContext:
+    """Everything a route needs. `cache` and `store` are the API's own connections."""
+
+    cache: SQLiteCache
+    store: SQLiteTaskStore
+    db_path: str
+    zone: ZoneInfo
+    timezone: str
+    admin_token: str = field(default="", repr=False)
+    now: Callable[[], datetime]
+    refresh: Refresh
+    liveness: Liveness = field(default_factory=Liveness)
+    counters: Counters = field(default_factory=Counters)
+    hub: EventHub = field(default_factory=EventHub)
+    started: datetime | None = None
+    max_tasks: int = 1000
+
+    @property
+    def folder(self) -> Path:
+        """The workflow folder every `{file}` key is relative to."""
+        return self.cache.workflow_folder
+
+
+def context(request: Request) -> ApiContext:
+    """A FastAPI dependency: the context of the app serving this request."""
+    return request.app.state.context
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+"""A route's parameter `ctx: Ctx` receives the `ApiContext`."""
