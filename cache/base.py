@@ -45,6 +45,11 @@ class FileBackedCache:
         return self._source.is_dir
 
     @property
+    def workflow_path(self) -> Path:
+        """The workflow folder, or the one workflow file, as given."""
+        return self._source.path
+
+    @property
     def workflow_folder(self) -> Path:
         """The folder keys are relative to (the file's folder in single-file mode)."""
         return self._source.path if self._source.is_dir else self._source.path.parent

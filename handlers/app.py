@@ -9,11 +9,30 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from flowlord import version
-from handlers import errors, status
+from handlers import (
+    backload,
+    controls,
+    errors,
+    events,
+    files,
+    metrics,
+    status,
+    tasks,
+    workflows,
+)
 from handlers.context import ApiContext
 from handlers.middleware import Audit, BodyLimit
 
-ROUTERS = (status.router,)
+ROUTERS = (
+    status.router,
+    metrics.router,
+    files.router,  # before workflows: `{file}/versions` must not read as a key ending `/versions`
+    workflows.router,
+    tasks.router,
+    controls.router,
+    backload.router,
+    events.router,
+)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:

@@ -1,0 +1,7 @@
+"""Workflow switches (pause, resume) and their audit; refresh now (DESIGN §6)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["controls"])
