@@ -45,12 +45,14 @@ class StoredFile:
 
 @dataclass(frozen=True, slots=True)
 class SaveWorkflow:
-    """Replace a file's phases with those of its new good bytes, clearing any error."""
+    """Replace a file's phases with those of its new good bytes, clearing any error; `content`
+    is those bytes, kept as a version of the file by the same write."""
 
     workflow: Workflow
     file_hash: str
     modified: datetime | None
     loaded_at: datetime
+    content: bytes
 
     @property
     def key(self) -> str:
@@ -250,7 +252,7 @@ class Loader:
             log.exception("parsing %s failed unexpectedly", key)
             problem = f"{key}: cannot load: internal error: {type(err).__name__}: {err}"
             return self._failure(key, problem, digest, stored, modified)
-        return SaveWorkflow(workflow, digest, modified, self._now())
+        return SaveWorkflow(workflow, digest, modified, self._now(), data)
 
     def _failure(
         self,

@@ -41,6 +41,25 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE workflow_files ADD COLUMN validation INTEGER NOT NULL DEFAULT 0;
     """,
+    # Every version a file loaded, so its history can be listed, diffed and restored. `seq`
+    # orders it: the highest is the newest, and a version loaded again replaces its old row
+    # (one row per distinct content), so it counts as new. No foreign key: the history of a
+    # deleted file stays, so the file can be restored.
+    # Resetting `validation` makes the next refresh parse every file once more, even one
+    # whose bytes did not change, so that its current bytes enter the history; without it a
+    # database from before this table would have no version of its files until they change.
+    """
+    CREATE TABLE workflow_versions (
+      seq INTEGER PRIMARY KEY,
+      file_path TEXT NOT NULL,
+      file_hash TEXT NOT NULL,
+      loaded_at TIMESTAMP NOT NULL,
+      content BLOB NOT NULL,
+      UNIQUE (file_path, file_hash)
+    );
+    CREATE INDEX idx_versions_newest ON workflow_versions (file_path, seq);
+    UPDATE workflow_files SET validation = 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 5000

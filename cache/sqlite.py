@@ -75,6 +75,23 @@ class WorkflowFile:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class FileVersion:
+    """One stored version of a file: the hash of its bytes, when they loaded, their size."""
+
+    file_hash: str
+    loaded_at: datetime
+    size: int
+
+
+def _workflow_file(row: tuple) -> WorkflowFile:
+    key, file_hash, loaded, modified, error = row
+    return WorkflowFile(
+        file_path=key, file_hash=file_hash, loaded_at=datetime.fromisoformat(loaded),
+        last_modified=datetime.fromisoformat(modified) if modified else None, error=error,
+    )  # fmt: skip
+
+
 class SQLiteCache(FileBackedCache):
     """The `Cache` backed by SQLite; the database is the cache, so a restart re-parses nothing
     that did not change while flowlord was down."""
@@ -132,13 +149,36 @@ class SQLiteCache(FileBackedCache):
             "SELECT file_path, file_hash, loaded_at, last_modified, error "
             "FROM workflow_files ORDER BY file_path"
         )
+        return [_workflow_file(row) for row in rows]
+
+    def workflow_file(self, file_path: str) -> WorkflowFile | None:
+        """One file's row, or None for a file the cache does not know (or no longer does)."""
+        rows = self._rows(
+            "SELECT file_path, file_hash, loaded_at, last_modified, error "
+            "FROM workflow_files WHERE file_path = ?",
+            (file_path,),
+        )
+        return _workflow_file(rows[0]) if rows else None
+
+    def versions(self, file_path: str) -> list[FileVersion]:
+        """The stored versions of a file, newest first; they outlive the file's deletion."""
+        rows = self._rows(
+            "SELECT file_hash, loaded_at, length(content) FROM workflow_versions "
+            "WHERE file_path = ? ORDER BY seq DESC",
+            (file_path,),
+        )
         return [
-            WorkflowFile(
-                file_path=key, file_hash=file_hash, loaded_at=datetime.fromisoformat(loaded),
-                last_modified=datetime.fromisoformat(modified) if modified else None, error=error,
-            )
-            for key, file_hash, loaded, modified, error in rows
-        ]  # fmt: skip
+            FileVersion(file_hash=file_hash, loaded_at=datetime.fromisoformat(loaded), size=size)
+            for file_hash, loaded, size in rows
+        ]
+
+    def version(self, file_path: str, file_hash: str) -> bytes | None:
+        """The bytes of one stored version of a file, or None if none has that hash."""
+        rows = self._rows(
+            "SELECT content FROM workflow_versions WHERE file_path = ? AND file_hash = ?",
+            (file_path, file_hash),
+        )
+        return bytes(rows[0][0]) if rows else None
 
     def phases(
         self,

@@ -1,4 +1,5 @@
-"""`SQLiteStore`: the `FileStore` that writes loaded files and phases to the cache database."""
+"""`SQLiteStore`: the `FileStore` that writes loaded files, their phases and their versions
+to the cache database."""
 
 from __future__ import annotations
 
@@ -26,6 +27,20 @@ _INSERT_PHASE = """
 INSERT INTO workflow_phases
   (file_path, task, topic, job, depends_on, rule, template, retry, status, position)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+KEPT_VERSIONS = 50
+"""Versions of each file kept in `workflow_versions`; older ones are dropped as new ones load."""
+
+# REPLACE, not an upsert: a version loaded again gets a new `seq`, so it is the newest.
+_INSERT_VERSION = """
+INSERT OR REPLACE INTO workflow_versions (file_path, file_hash, loaded_at, content)
+VALUES (?, ?, ?, ?)
+"""
+_PRUNE_VERSIONS = f"""
+DELETE FROM workflow_versions WHERE seq IN (
+  SELECT seq FROM workflow_versions WHERE file_path = ?
+  ORDER BY seq DESC LIMIT -1 OFFSET {KEPT_VERSIONS}
+)
 """
 _UPSERT_ERROR = """
 INSERT INTO workflow_files (file_path, file_hash, loaded_at, last_modified, error, error_hash)
@@ -115,6 +130,11 @@ class SQLiteStore:
         )
         many("DELETE FROM workflow_phases WHERE file_path = ?", [(c.key,) for c in saves])
         many(_INSERT_PHASE, [row for c in saves for row in _phase_rows(c.workflow)])
+        many(
+            _INSERT_VERSION,
+            [(c.key, c.file_hash, timestamp(c.loaded_at), c.content) for c in saves],
+        )
+        many(_PRUNE_VERSIONS, [(c.key,) for c in saves])
         many(
             _UPSERT_ERROR,
             [
