@@ -1,18 +1,29 @@
 """`flowlord phases` and `flowlord schedule`: the cache refreshed, then listed for people or
-machines. Errors are not translated here: the CLI's one edge does that."""
+machines. Errors are not translated here: the CLI's one edge does that.
+
+The reads behind them (`SQLiteCache.phases`, `upcoming.scheduled`, `load_failures`) serve the
+API too, and so do the views read here for it and the dashboard: each workflow file with its
+findings and switch, one file with its phases, one phase with its family and fire times."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 
-from cache import RefreshError, SQLiteCache
+from cache import RefreshError, SQLiteCache, WorkflowFile
 from flowlord import validate
 from flowlord.config import RunConfig
 from flowlord.table import format_table
-from flowlord.upcoming import upcoming
+from flowlord.upcoming import Upcoming, scheduled, starts
+from workflow import PhaseRecord
+from workflow.chains import ChainNode, children_chain
+from workflow.controls import WHOLE_FILE, Control
+from workflow.validate import status_has_error, status_has_warning
 
 
 def _load(config: RunConfig) -> tuple[SQLiteCache, dict[str, str]]:
@@ -65,7 +76,7 @@ def schedule(args: argparse.Namespace, config: RunConfig) -> int:
     """List what starts on its own; exit 1 when any phase will not run or file not load."""
     cache, failures = _load(config)
     try:
-        rows = upcoming(cache.phases_to_schedule(), config.zone, datetime.now(config.zone))
+        rows = scheduled(cache, config.zone, datetime.now(config.zone))
     finally:
         cache.close()
     if args.json:
@@ -91,3 +102,107 @@ def schedule(args: argparse.Namespace, config: RunConfig) -> int:
 
 def _when(moment: datetime | None) -> str:
     return moment.isoformat(sep=" ", timespec="seconds") if moment else "-"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowSummary:
+    """One workflow file: its row, how many phases it has and how many have an error or a
+    warning, and its whole-file switch (`control` None: never switched, so it runs)."""
+
+    file: WorkflowFile
+    phases: int
+    errors: int
+    warnings: int
+    control: Control | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowDetail:
+    """One workflow file with its phases in file order and their own switches (by task)."""
+
+    summary: WorkflowSummary
+    phases: list[PhaseRecord]
+    switches: dict[str, Control] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PhaseDetail:
+    """One phase, the phases it depends on, every phase it starts (a tree), how it starts on
+    its own (None when only a parent starts it), and the switches of its file's phases."""
+
+    phase: PhaseRecord
+    parents: list[PhaseRecord]
+    children: tuple[ChainNode, ...]
+    starts: Upcoming | None
+    switches: dict[str, Control] = field(default_factory=dict)
+
+
+def phase_switches(controls: Iterable[Control]) -> dict[tuple[str, str], Control]:
+    """The switches of single phases, by (workflow, task); whole-file ones are left out."""
+    return {(c.workflow, c.phase): c for c in controls if c.phase != WHOLE_FILE}
+
+
+def workflow_summaries(cache: SQLiteCache, controls: Iterable[Control]) -> list[WorkflowSummary]:
+    """Every known file (loaded or failing), by key."""
+    switches = {c.workflow: c for c in controls if c.phase == WHOLE_FILE}
+    by_file: defaultdict[str, list[PhaseRecord]] = defaultdict(list)
+    for phase in cache.phases():
+        by_file[phase.file_path].append(phase)
+    return [
+        _summary(f, by_file[f.file_path], switches.get(f.file_path)) for f in cache.workflow_files()
+    ]
+
+
+def workflow_detail(
+    cache: SQLiteCache, controls: Iterable[Control], key: str
+) -> WorkflowDetail | None:
+    """One file with its phases; None when the cache does not know `key`."""
+    found = workflow_file(cache, key)
+    if found is None:
+        return None
+    controls = list(controls)
+    whole = next((c for c in controls if c.workflow == key and c.phase == WHOLE_FILE), None)
+    phases = cache.phases(key)
+    switches = _file_switches(controls, key)
+    return WorkflowDetail(summary=_summary(found, phases, whole), phases=phases, switches=switches)
+
+
+def workflow_file(cache: SQLiteCache, key: str) -> WorkflowFile | None:
+    """The row of file `key`; None when the cache does not know it."""
+    return next((f for f in cache.workflow_files() if f.file_path == key), None)
+
+
+def _summary(
+    found: WorkflowFile, phases: list[PhaseRecord], control: Control | None
+) -> WorkflowSummary:
+    return WorkflowSummary(
+        file=found, phases=len(phases), control=control,
+        errors=sum(status_has_error(p.status) for p in phases),
+        warnings=sum(status_has_warning(p.status) for p in phases),
+    )  # fmt: skip
+
+
+def phase_detail(
+    cache: SQLiteCache,
+    controls: Iterable[Control],
+    *,
+    key: str,
+    task: str,
+    zone: tzinfo,
+    now: datetime,
+) -> PhaseDetail | None:
+    """One phase of file `key` with its family and fire times around `now`; None when the
+    file or the task is unknown."""
+    family = cache.phases(key)
+    phase = next((p for p in family if p.task == task), None)
+    if phase is None:
+        return None
+    return PhaseDetail(
+        phase=phase, parents=cache.parents(key, task), children=children_chain(family, task),
+        starts=starts(phase, zone, now), switches=_file_switches(controls, key),
+    )  # fmt: skip
+
+
+def _file_switches(controls: Iterable[Control], key: str) -> dict[str, Control]:
+    """The switches of single phases of file `key`, by task."""
+    return {task: c for (workflow, task), c in phase_switches(controls).items() if workflow == key}
