@@ -8,41 +8,26 @@ not know is refused (exit 2) and nothing is written.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 
-from cache.catalog import Catalog
 from flowlord import controls
 from flowlord.config import RunConfig
-from flowlord.state import TaskFilter
 from flowlord.table import format_table
 from flowlord.task_commands import actor, opened, plain, print_json
 from workflow.controls import ControlEvent, describe
-from workflow.state import State
-
-EVENTS_SHOWN = 20
-HELD_COUNTED = 1_000_000
 
 
 def pause(args: argparse.Namespace, config: RunConfig) -> int:
-    catalog = Catalog(config.db)
-    try:
-        with opened(config) as store:
-            event = controls.pause(store, catalog.phases_of, args.workflow, args.phase or "",
-                                   reason=args.reason, actor=actor(args))  # fmt: skip
-    finally:
-        catalog.close()
+    with controls.known_phases(config.db) as phases_of, opened(config) as store:
+        event = controls.pause(store, phases_of, args.workflow, args.phase or "",
+                               reason=args.reason, actor=actor(args))  # fmt: skip
     _done(args, event, f"paused {describe(event.workflow, event.phase)}: {event.reason}")
     return 0
 
 
 def resume(args: argparse.Namespace, config: RunConfig) -> int:
-    catalog = Catalog(config.db)
-    try:
-        with opened(config) as store:
-            event = controls.resume(store, catalog.phases_of, args.workflow, args.phase or "",
-                                    actor=actor(args), discard_held=args.discard_held)  # fmt: skip
-    finally:
-        catalog.close()
+    with controls.known_phases(config.db) as phases_of, opened(config) as store:
+        event = controls.resume(store, phases_of, args.workflow, args.phase or "",
+                                actor=actor(args), discard_held=args.discard_held)  # fmt: skip
     what = (f"{event.discarded} held task(s) discarded" if args.discard_held
             else f"{event.released} held task(s) released")  # fmt: skip
     _done(args, event, f"resumed {describe(event.workflow, event.phase)}: {what}")
@@ -53,35 +38,27 @@ def listing(args: argparse.Namespace, config: RunConfig) -> int:
     """Every switch ever set (paused first), with the records each pause holds, and the
     latest changes."""
     with opened(config) as store:
-        switches = store.controls()
-        events = store.control_events(limit=EVENTS_SHOWN)
-        held_records = store.tasks(TaskFilter(state=State.HELD, limit=HELD_COUNTED))
-    held = Counter((r.workflow, r.phase) for r in held_records)
-    held_by_file = Counter(r.workflow for r in held_records)
-    switches.sort(key=lambda c: (c.enabled, c.workflow, c.phase))
-    rows = []
-    for control in switches:
-        count = held[(control.workflow, control.phase)] if control.phase else \
-            held_by_file[control.workflow]  # fmt: skip
-        rows.append((control, 0 if control.enabled else count))
+        shown = controls.overview(store)
     if args.json:
         print_json({
-            "controls": [{**plain(c), "held": count} for c, count in rows],
-            "events": [plain(e) for e in events],
+            "controls": [{**plain(s.control), "held": s.held} for s in shown.switches],
+            "events": [plain(e) for e in shown.events],
         })  # fmt: skip
         return 0
-    table = [
-        (c.workflow, c.phase or "(all)", "running" if c.enabled else "PAUSED", count,
-         c.updated_at.isoformat(timespec="seconds"), c.updated_by, c.reason)
-        for c, count in rows
-    ]  # fmt: skip
+    table = [_switch_row(s) for s in shown.switches]
     print(format_table(("workflow", "phase", "state", "held", "since", "by", "reason"), table)
           if table else "no workflow has been paused")  # fmt: skip
-    if events:
+    if shown.events:
         print()
         print(format_table(("seq", "at", "target", "change", "by", "reason"),
-                           [_event_row(e) for e in events]))  # fmt: skip
+                           [_event_row(e) for e in shown.events]))  # fmt: skip
     return 0
+
+
+def _switch_row(switch: controls.Switch) -> tuple[object, ...]:
+    c = switch.control
+    return (c.workflow, c.phase or "(all)", "running" if c.enabled else "PAUSED", switch.held,
+            c.updated_at.isoformat(timespec="seconds"), c.updated_by, c.reason)  # fmt: skip
 
 
 def _event_row(event: ControlEvent) -> tuple[object, ...]:

@@ -9,13 +9,20 @@ the leader sends them at its next turn) or discards them (cancelled).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-from flowlord.state import TaskStore
+from cache.catalog import Catalog
+from flowlord.state import TaskFilter, TaskStore
 from workflow.controls import (
     WHOLE_FILE,
-    ControlError,
+    BadReason,
+    Control,
     ControlEvent,
+    UnknownTarget,
     check_pause,
     check_resume,
     describe,
@@ -25,6 +32,53 @@ from workflow.state import State
 PhasesOf = Callable[[str], list[str] | None]
 """The phase names of a workflow file, None for a file the database does not know."""
 KNOWN_SHOWN = 10
+EVENTS_SHOWN = 20
+HELD_COUNTED = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """A control with the records its pause holds (0 while it runs)."""
+
+    control: Control
+    held: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """Every switch ever set, paused first, and the latest changes, newest first: what
+    `flowlord controls` and `GET /api/controls` show."""
+
+    switches: list[Switch]
+    events: list[ControlEvent]
+
+
+@contextmanager
+def known_phases(db_path: str | os.PathLike[str]) -> Iterator[PhasesOf]:
+    """`phases_of` as the database knows the workflow files (what `flowlord run` loaded), for
+    a pause or resume made beside it: no workflow folder is read."""
+    catalog = Catalog(db_path)
+    try:
+        yield catalog.phases_of
+    finally:
+        catalog.close()
+
+
+def overview(store: TaskStore, *, events: int = EVENTS_SHOWN) -> Overview:
+    """The switches with the records each pause holds: a workflow's pause counts every held
+    record of the file, a phase's those of the phase."""
+    switches = store.controls()
+    latest = store.control_events(limit=events)
+    held_records = store.tasks(TaskFilter(state=State.HELD, limit=HELD_COUNTED))
+    held = Counter((r.workflow, r.phase) for r in held_records)
+    held_by_file = Counter(r.workflow for r in held_records)
+    switches.sort(key=lambda c: (c.enabled, c.workflow, c.phase))
+    counted = []
+    for control in switches:
+        count = held[(control.workflow, control.phase)] if control.phase else \
+            held_by_file[control.workflow]  # fmt: skip
+        counted.append(Switch(control, 0 if control.enabled else count))
+    return Overview(counted, latest)
 
 
 def pause(
@@ -36,13 +90,12 @@ def pause(
     reason: str,
     actor: str,
 ) -> ControlEvent:
-    """Pause a workflow file (or one phase). `ControlError`: no reason, an unknown workflow
-    or phase, or one paused already; nothing is written then."""
+    """Pause a workflow file (or one phase). Nothing is written when it raises a
+    `ControlError`: `BadReason` (none, or not one printable line), `UnknownTarget` (an
+    unknown workflow or phase), `ControlConflict` (paused already)."""
     if not reason.strip():
-        raise ControlError(f"pausing {describe(workflow, phase)} needs a reason")
-    if not reason.isprintable():
-        raise ControlError(f"the reason to pause {describe(workflow, phase)} must be one line "
-                           f"of printable text, got {reason!r}")  # fmt: skip
+        raise BadReason(f"pausing {describe(workflow, phase)} needs a reason")
+    _check_reason(reason, "pause", workflow, phase)
     _check_known(phases_of, workflow, phase)
     with store.transaction() as tx:
         check_pause(tx.control(workflow, phase), workflow, phase)
@@ -61,9 +114,12 @@ def resume(
 ) -> ControlEvent:
     """Resume a paused workflow file (or phase) and release its held records, oldest first,
     to be sent; with `discard_held`, cancel them instead. A record still held by another
-    pause (its phase's, or its workflow's) stays held. `ControlError` when it is not paused.
+    pause (its phase's, or its workflow's) stays held. `ControlConflict` when it is not
+    paused, `UnknownTarget` when it never was and is unknown, `BadReason` for a reason that
+    is not one printable line.
 
     A workflow whose file is gone can still be resumed (its held records released)."""
+    _check_reason(reason, "resume", workflow, phase)
     with store.transaction() as tx:
         current = tx.control(workflow, phase)
         if current is None:
@@ -116,12 +172,19 @@ def see_new(
     return events
 
 
+def _check_reason(reason: str, change: str, workflow: str, phase: str) -> None:
+    """A reason is kept in the audit and shown in tables: one line of printable text."""
+    if not reason.isprintable():
+        raise BadReason(f"the reason to {change} {describe(workflow, phase)} must be one line "
+                        f"of printable text, got {reason!r}")  # fmt: skip
+
+
 def _check_known(phases_of: PhasesOf, workflow: str, phase: str) -> None:
     phases = phases_of(workflow)
     if phases is None:
-        raise ControlError(f"unknown workflow {workflow!r}: no workflow file has this key")
+        raise UnknownTarget(f"unknown workflow {workflow!r}: no workflow file has this key")
     if phase and phase not in phases:
         shown = ", ".join(phases[:KNOWN_SHOWN]) + (", ..." if len(phases) > KNOWN_SHOWN else "")
-        raise ControlError(
+        raise UnknownTarget(
             f"workflow {workflow!r} has no phase {phase!r} (its phases: {shown or 'none'})"
         )

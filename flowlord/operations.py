@@ -13,7 +13,9 @@ from workflow.state import ENDS, Origin, State
 def retry(store: TaskStore, rec: int, *, actor: str) -> TaskRecord:
     """A new attempt of a finished record (origin `manual`), queued to be sent.
 
-    Raises `UnknownRecord`, or `StoreError` for a record that is not finished yet.
+    Raises `UnknownRecord`, or `StoreError` for a record that is not finished yet or that
+    has a later attempt already (an automatic retry, or a retry asked before): only the
+    latest attempt of a task is retried, so a retry asked twice makes one attempt.
     """
     with store.transaction() as tx:
         record = tx.get(rec)
@@ -22,11 +24,15 @@ def retry(store: TaskStore, rec: int, *, actor: str) -> TaskRecord:
                 f"record {rec} is {record.state.value}: only a finished record can be retried "
                 "(cancel it first)"
             )
-        attempt = 1 + max(
-            r.attempt
-            for r in store.run(record.id)
+        attempts = [
+            r for r in store.run(record.id)
             if (r.type, r.job, r.info) == (record.type, record.job, record.info)
-        )
+        ]  # fmt: skip
+        latest = max(attempts, key=lambda r: (r.attempt, r.rec))
+        if latest.attempt > record.attempt:
+            raise StoreError(f"record {rec} was retried already: its attempt {latest.attempt} "
+                             f"is record {latest.rec}")  # fmt: skip
+        attempt = latest.attempt + 1
         task = record.task().with_meta(retry=str(attempt))
         [new] = tx.add(
             [NewRecord(

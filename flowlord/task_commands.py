@@ -31,15 +31,28 @@ def moment(text: str) -> datetime:
     """`--since`/`--until`: an RFC 3339 time, or a duration back from now (`24h`, `7d` as
     `168h`)."""
     try:
-        return parse_time(text, "since")
-    except TaskError:
-        pass
+        return point_in_time(text, now=datetime.now(UTC))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def point_in_time(text: str, *, now: datetime) -> datetime:
+    """An RFC 3339 time, or a duration back from `now`, in UTC: how the CLI and the API read
+    `since` and `until`. `ValueError` for neither, or for a time no datetime can hold."""
     try:
-        return datetime.now(UTC) - parse_duration(text)
-    except DurationError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither an RFC 3339 time nor a duration back from now (like 24h)"
-        ) from None
+        found = parse_time(text, "since")
+    except TaskError:
+        try:
+            found = now - parse_duration(text)
+        except DurationError:
+            raise ValueError(f"{text!r} is neither an RFC 3339 time nor a duration back from "
+                             "now (like 24h)") from None  # fmt: skip
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches past the range of times") from None
+    try:
+        return found.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 and the like
+        raise ValueError(f"{text!r} is out of the range of times") from None
 
 
 def record_number(text: str) -> int:

@@ -17,7 +17,20 @@ WHOLE_FILE = ""
 
 class ControlError(ValueError):
     """A pause or resume that cannot be done: an unknown workflow or phase, a pause of what is
-    paused, a resume of what is not. Names the workflow and phase; nothing was written."""
+    paused, a resume of what is not. Names the workflow and phase; nothing was written. The
+    subclasses say which, so the API can answer 404, 409 or 422 (the CLI exits 2 for all)."""
+
+
+class UnknownTarget(ControlError):
+    """The workflow file or phase to pause or resume is not known."""
+
+
+class ControlConflict(ControlError):
+    """A pause of what is paused, or a resume of what is not: the switch is not as expected."""
+
+
+class BadReason(ControlError):
+    """The reason given is missing (a pause needs one) or not one line of printable text."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,7 +114,7 @@ def held_reason(control: Control) -> str:
 def check_pause(current: Control | None, workflow: str, phase: str) -> None:
     """Refuse a pause of what is paused already (its reason would be lost unseen)."""
     if current is not None and not current.enabled:
-        raise ControlError(
+        raise ControlConflict(
             f"{describe(workflow, phase)} is already paused (by {current.updated_by or '?'} at "
             f"{current.updated_at.isoformat()}: {current.reason or 'no reason given'})"
         )
@@ -110,4 +123,4 @@ def check_pause(current: Control | None, workflow: str, phase: str) -> None:
 def check_resume(current: Control | None, workflow: str, phase: str) -> None:
     """Refuse a resume of what is not paused."""
     if current is None or current.enabled:
-        raise ControlError(f"{describe(workflow, phase)} is not paused")
+        raise ControlConflict(f"{describe(workflow, phase)} is not paused")
