@@ -6,6 +6,7 @@ meta file (`meta-file=regions.csv`); `expand` turns them into one `BatchItem` pe
 
 from __future__ import annotations
 
+import calendar
 import csv
 import io
 import json
@@ -20,6 +21,7 @@ STEPS = ("day", "hour", "month")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 
 _HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
 _DAYS_PER_400_YEARS = 146_097
 _MONTHS_PER_400_YEARS = 4_800
 
@@ -114,6 +116,46 @@ def parse_meta_file(data: bytes, name: str) -> list[dict[str, str]]:
     return parse(text, name)
 
 
+def step_count(first: datetime, last: datetime, by: str) -> int:
+    """How many times `steps(first, last, by)` gives, counted without building them (a range
+    far over a cap costs nothing); 0 when `last` is before `first`. `BatchError` for an
+    unknown `by`."""
+    if by not in STEPS:
+        raise BatchError("by", f"by={by}: must be one of {', '.join(STEPS)}")
+    start, end = first.replace(tzinfo=None), last.replace(tzinfo=None)
+    if end < start:
+        return 0
+    if by != "month":
+        return (end - start) // (_HOUR if by == "hour" else _DAY) + 1
+    months = (end.year - start.year) * 12 + end.month - start.month
+    return months + (_months_on(start, months) <= end)
+
+
+def steps(first: datetime, last: datetime, by: str) -> list[datetime]:
+    """`first`, then every hour, day or month after it while not after `last`, on the wall
+    clock in `first`'s tzinfo (kept by every result; `last` is read on its own wall clock).
+
+    Unlike a `for` range, which starts at the start of its first step, these keep `first`'s
+    time within its step, as the Go flowlord's backload does; a month step keeps the day of
+    the month, or takes the month's last day when it is shorter (the 31st, then February's
+    last day, then March 31st).
+    """
+    start = first.replace(tzinfo=None)
+    walls = (
+        _months_on(start, k) if by == "month" else start + k * (_HOUR if by == "hour" else _DAY)
+        for k in range(step_count(first, last, by))
+    )
+    return [wall.replace(tzinfo=first.tzinfo) for wall in walls]
+
+
+def _months_on(start: datetime, months: int) -> datetime:
+    """`start` moved `months` months on the wall clock, its day clamped to the month's end."""
+    year, month = divmod(start.month - 1 + months, 12)
+    year += start.year
+    day = min(start.day, calendar.monthrange(year, month + 1)[1])
+    return start.replace(year=year, month=month + 1, day=day)
+
+
 def _span(rule: Mapping[str, str], when: datetime) -> _Span | None:
     """The step range of `for`/`by`, counted without building it; None without `for`."""
     if "for" not in rule:
@@ -173,7 +215,7 @@ def _meta_items(
     if "meta-file" not in rule:
         if meta_rows is not None:
             raise ValueError("meta_rows given, but the rule has no meta-file")
-        return _parse_meta(rule["meta"]) if "meta" in rule else [{}]
+        return parse_meta(rule["meta"]) if "meta" in rule else [{}]
     name = rule["meta-file"]
     if "meta" in rule:
         raise BatchError("meta", f"meta={rule['meta']} and meta-file={name}: use only one")
@@ -184,8 +226,11 @@ def _meta_items(
     return list(meta_rows)
 
 
-def _parse_meta(text: str) -> list[Mapping[str, str]]:
-    """`key:a,b|val:1,2` as `[{key: a, val: 1}, {key: b, val: 2}]`; lists must match."""
+def parse_meta(text: str) -> list[Mapping[str, str]]:
+    """`key:a,b|val:1,2` as `[{key: a, val: 1}, {key: b, val: 2}]`; lists must match.
+
+    A rule's `meta=` value; public so that a backload can default to its phase's meta.
+    """
     columns: dict[str, list[str]] = {}
     for part in text.split("|"):
         key, colon, values = part.partition(":")
