@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 
@@ -32,7 +33,12 @@ class LoopSettings:
 
 @dataclass(slots=True)
 class Counters:
-    """What the taskmaster did, for logs now and /metrics later."""
+    """What the taskmaster did, for its log line at stop and for `/metrics`.
+
+    The tallies by label add up to their totals (`sent_topics` to `sent`, `done_results` to
+    `done`); they stay out of the log line, where a topic per task type would drown it. The
+    API reads them from another thread: copy a tally with `dict(...)`, which is atomic.
+    """
 
     sent: int = 0
     done: int = 0
@@ -49,11 +55,25 @@ class Counters:
     purged: int = 0
     held: int = 0
     control_errors: int = 0
+    sent_topics: Counter[str] = field(default_factory=Counter, repr=False)
+    done_results: Counter[str] = field(default_factory=Counter, repr=False)
+    done_alerts: Counter[str] = field(default_factory=Counter, repr=False)
+    """Alerts raised by done messages, by kind (`failed`, `alert`)."""
 
     def add(self, **counts: int) -> None:
         """Add to the named counters (a name that is no counter is a bug: AttributeError)."""
         for name, count in counts.items():
             setattr(self, name, getattr(self, name) + count)
+
+    def alerts_by_kind(self) -> dict[str, int]:
+        """Alerts raised, by kind: those of done messages, and those the other counters
+        count one alert each (every phase error, bad message and stuck task is one)."""
+        return {
+            **dict(self.done_alerts),
+            "phase_error": self.phase_errors,
+            "bad_message": self.bad_messages,
+            "stuck": self.stuck,
+        }
 
 
 DEFAULT_TOPICS = Topics()

@@ -93,6 +93,7 @@ class Outbox:
                 _, wait = self._backoff.get(record.rec, (now, FIRST_BACKOFF / 2))
                 wait = min(wait * 2, MAX_BACKOFF)
                 self._backoff[record.rec] = (now + wait, wait)
+        self._counters.sent_topics.update(record.type for record in delivered)
         deadlines = [now + self._ttl(record) for record in delivered]
         with self._store.transaction(leader=self._leader) as tx:
             unmarked = tx.move_all(delivered, State.SENT, actor=ACTOR, reason="sent",

@@ -48,6 +48,11 @@ class Effects:
     queued: list[TaskRecord] = field(default_factory=list)
     """Records queued by this batch: the outbox sends them straight after the commit."""
     counts: Counter[str] = field(default_factory=Counter)
+    results: Counter[str] = field(default_factory=Counter)
+    """Done messages by result; `alert_kinds`: the alerts they raised, by kind."""
+    alert_kinds: Counter[str] = field(default_factory=Counter)
+    ended: list[TaskRecord] = field(default_factory=list)
+    """The records done messages moved to their end (their phase durations)."""
 
     def queue(self, made: Sequence[TaskRecord | None], kind: str) -> None:
         """Note the records `add` created (None: created before, by an earlier delivery);
@@ -162,6 +167,7 @@ class Resolution:
         if done.result == Result.NONE:
             raise BadMessage(f"{task_name(done)} {done.id}: done with no result")
         effects.counts["done"] += 1
+        effects.results[done.result] += 1
         attempt = attempt_of(done)
         record = tx.find_attempt(done.id, done.type, done.job, done.info, attempt)
         if record is not None and record.state == State.CANCELLED:
@@ -217,11 +223,11 @@ class Resolution:
         self, tx: Tx, record: TaskRecord, done: Task, decision: Decision, effects: Effects
     ) -> None:
         """Write what a decision says: the record's end, children, a retry, alerts."""
-        tx.move(
+        effects.ended.append(tx.move(
             record.rec, done_state(done.result, retried=decision.retry is not None),
             actor="worker", reason=f"done: {done.result}", result=done.result, msg=done.msg,
             started=_time(done.started), ended=_time(done.ended), current=record,
-        )  # fmt: skip
+        ))  # fmt: skip
         self._children(tx, record, decision.send, effects)
         if decision.retry is not None:
             due, retry = decision.retry
@@ -235,7 +241,9 @@ class Resolution:
             effects.failed.append(decision.failed)
             effects.counts["failed"] += 1
         kind = "alert" if done.result == Result.ALERT else "failed"
-        effects.counts["alerts"] += len(decision.alerts)
+        if decision.alerts:
+            effects.counts["alerts"] += len(decision.alerts)
+            effects.alert_kinds[kind] += len(decision.alerts)
         for text in decision.alerts:
             tx.alert(kind, text, workflow=record.workflow, phase=record.phase, rec=record.rec)
             log.warning("ALERT %s", text)

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cache import RefreshError, SQLiteCache
-from cache.watcher import log_error
+from cache.source import WorkflowSource
+from cache.watcher import Watcher, log_error
 from flowlord.bus import FileBus, MemoryBus
 from flowlord.config import RunConfig
 from flowlord.listing import load_failures
 from flowlord.loop import LoopSettings, Topics
+from flowlord.metrics import Metrics
 from flowlord.notify import notifier_for
 from flowlord.shutdown import Interrupted, Shutdown
 from flowlord.state import SQLiteTaskStore
@@ -65,25 +68,26 @@ def holder_name() -> str:
 
 
 def _run_taskmaster(config: RunConfig, stop: Shutdown, start_paused: bool) -> int:
+    metrics = Metrics(clock=time.perf_counter)  # the taskmaster, the refreshes and the API share it
     with contextlib.ExitStack() as stack:
         with stop.interruptible():
             cache = SQLiteCache(config.workflows, config.db)
             stack.callback(cache.close)
             store = SQLiteTaskStore(config.db, now=utc_now)
             stack.callback(store.close)
-            api = _start_api(config, cache) if config.port else None
+            api = _start_api(config, cache, metrics) if config.port else None
             if api is not None:
                 stack.callback(api.stop)
-        return _serve(config, cache, store, stop, start_paused, api)
+        return _serve(config, cache, store, stop, start_paused, api, metrics)
 
 
-def _start_api(config: RunConfig, cache: SQLiteCache) -> ApiService:
+def _start_api(config: RunConfig, cache: SQLiteCache, metrics: Metrics) -> ApiService:
     """The HTTP API, listening before the workflows load: `/readyz` says 503 until they are.
     A port that cannot be bound is a bad setting (exit 2), named as such."""
     from handlers.service import ApiService  # FastAPI costs ~0.4 s to import: only when served
 
     try:
-        return ApiService(config, cache, now=utc_now).start()
+        return ApiService(config, cache, now=utc_now, metrics=metrics).start()
     except OSError as err:
         where = f"{config.host}:{config.port}"
         raise config.error("port", f"cannot listen on {where}: {err.strerror or err}") from None
@@ -91,12 +95,12 @@ def _start_api(config: RunConfig, cache: SQLiteCache) -> ApiService:
 
 def _serve(
     config: RunConfig, cache: SQLiteCache, store: SQLiteTaskStore, stop: Shutdown,
-    start_paused: bool, api: ApiService | None,
+    start_paused: bool, api: ApiService | None, metrics: Metrics,
 ) -> int:  # fmt: skip
     log.info("loading workflows from %s into %s", config.workflows, config.db)
     with stop.interruptible():
         try:
-            cache.refresh()
+            metrics.timed_refresh(cache.refresh)
             refresh_errors: dict[str, str] = {}
         except RefreshError as err:
             refresh_errors = err.errors
@@ -113,9 +117,10 @@ def _serve(
     taskmaster = Taskmaster(
         cache, store, producer, lambda: bus.consumer([topics.done, topics.files], "taskmaster"),
         table=CronTable(config.zone), now=utc_now, new_id=new_id, holder=holder_name(),
-        topics=topics, max_tasks=config.max_tasks, settings=settings,
+        topics=topics, max_tasks=config.max_tasks, settings=settings, metrics=metrics,
     )  # fmt: skip
     notifier = notifier_for(config, is_leader=lambda: taskmaster.leading, now=utc_now)
+    watcher: Watcher | None = None
     try:
         with stop.interruptible():
             role = "leader" if taskmaster.lead() else "standby"
@@ -127,7 +132,9 @@ def _serve(
                     on_change, on_error, taskmaster.counters, lambda: taskmaster.leading
                 )
                 api.loaded()
-            cache.watch(on_change, on_error=on_error)
+            # `cache.watch` would refresh untimed: its watcher, over the cache as timed.
+            watcher = Watcher(metrics.timing(cache), WorkflowSource(cache.workflow_path),
+                              on_change, on_error=on_error).start()  # fmt: skip
             if notifier is not None:
                 notifier.start()
         log.info("flowlord running as %s %s: workflows %s, db %s, bus %s", role,
@@ -135,6 +142,8 @@ def _serve(
                  config.bus_dir if config.bus == "file" else "memory")  # fmt: skip
         taskmaster.run(stop)
     finally:
+        if watcher is not None:
+            watcher.stop()
         if notifier is not None:
             notifier.stop()
         taskmaster.release()

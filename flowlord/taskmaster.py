@@ -24,6 +24,7 @@ from flowlord.files import MetaFiles
 from flowlord.holding import ControlGate
 from flowlord.housekeeping import Housekeeping
 from flowlord.loop import DEFAULT_SETTINGS, DEFAULT_TOPICS, Counters, LoopSettings, Topics
+from flowlord.metrics import Metrics
 from flowlord.outbox import Outbox
 from flowlord.resolution import Effects, Resolution
 from flowlord.scheduler import PhaseError, Scheduler
@@ -32,7 +33,7 @@ from workflow import PhaseRecord
 from workflow.batch import DEFAULT_MAX_TASKS
 from workflow.controls import Paused
 from workflow.schedule import CronTable, Firing
-from workflow.state import State
+from workflow.state import Origin, State
 
 log = logging.getLogger("flowlord.taskmaster")
 
@@ -41,10 +42,12 @@ ACTOR = "flowlord"
 
 @dataclass(slots=True)
 class _Clockwork:
-    """When the loop last did its periodic work (in `now` time)."""
+    """When the loop last did its periodic work (in `now` time), and when the batch whose
+    children are still to be sent came (on the metrics clock)."""
 
     renewed: datetime | None = None
     due: datetime | None = None
+    hop: tuple[float, int] | None = None  # (arrival, children queued)
 
 
 class Taskmaster:
@@ -64,6 +67,7 @@ class Taskmaster:
         topics: Topics = DEFAULT_TOPICS,
         max_tasks: int = DEFAULT_MAX_TASKS,
         settings: LoopSettings = DEFAULT_SETTINGS,
+        metrics: Metrics | None = None,
     ) -> None:
         self._cache = cache
         self._store = store
@@ -77,6 +81,7 @@ class Taskmaster:
         self._changes: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
         self._queued: list[TaskRecord] = []  # committed this turn: sent straight after
         self.counters = Counters()
+        self.metrics = metrics or Metrics()
         self._paused = ControlGate(store, self.counters, now=now)
         self._start_paused = settings.start_paused  # done on first taking the lease
         meta_rows = MetaFiles(cache.workflow_folder).rows
@@ -212,8 +217,9 @@ class Taskmaster:
         )
         messages = self._receive(timeout)
         if messages:  # acknowledged only once committed: a failed batch comes back on restart
+            arrived = self.metrics.clock()
             self._contained(
-                f"a batch of {len(messages)} message(s)", lambda: self._resolve(messages)
+                f"a batch of {len(messages)} message(s)", lambda: self._resolve(messages, arrived)
             )
         self._contained("the outbox", lambda: self._flush(idle=not messages))
         self._housekeeping()
@@ -223,7 +229,11 @@ class Taskmaster:
         """Send what this turn queued, then (when idle, or every `due_every` seconds) what
         else is due: retries whose time came, records the CLI queued, anything left over."""
         queued, self._queued = self._queued, []
-        self.counters.sent += self._outbox.send(queued)
+        sent = self._outbox.send(queued)
+        self.counters.sent += sent
+        if self._clock.hop is not None:  # this turn's batch queued children: they went now
+            (arrived, children), self._clock.hop = self._clock.hop, None
+            self.metrics.done_to_child.observe(self.metrics.clock() - arrived, min(children, sent))
         now, last = self._now(), self._clock.due
         if idle or last is None or (now - last).total_seconds() >= self._settings.due_every:
             self._clock.due = now
@@ -263,9 +273,10 @@ class Taskmaster:
             threading.Event().wait(timeout)  # at most one poll: a failing bus must not spin
         return messages
 
-    def _resolve(self, messages: list[Message]) -> None:
+    def _resolve(self, messages: list[Message], arrived: float) -> None:
         """Resolve a batch in one transaction (`Resolution.batch`); then acknowledge it, send
-        failed tasks to the failed topic, and leave what it queued to the outbox."""
+        failed tasks to the failed topic, and leave what it queued to the outbox (`arrived`:
+        when the batch came, on the metrics clock, to time its children's send)."""
         consumer = self._consumer
         effects = self._resolution.batch(self._store, messages, leader=self.holder)
         for message in messages:  # committed: now they may be acknowledged
@@ -273,6 +284,8 @@ class Taskmaster:
                             lambda m=message: consumer.ack(m))  # type: ignore[union-attr]  # fmt: skip
         self._count(effects)
         self._queued += effects.queued
+        children = sum(record.origin is Origin.CHILD for record in effects.queued)
+        self._clock.hop = (arrived, children) if children else None
         topic, send = self.topics.failed, self._producer.send
         for task in effects.failed if topic != "-" else ():
             self._contained(f"send of failed {task.type} {task.id} to {topic}",
@@ -282,6 +295,9 @@ class Taskmaster:
         for text in effects.bad:
             log.error("%s", text)
         self.counters.add(bad_messages=len(effects.bad), **effects.counts)
+        self.counters.done_results.update(effects.results)
+        self.counters.done_alerts.update(effects.alert_kinds)
+        self.metrics.phase_durations.observe(effects.ended)
 
     # cron and workflow changes
     def fire_times(self, file_path: str, task: str) -> tuple[datetime, datetime] | None:

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 
 from cache import SQLiteCache
 from flowlord.loop import Counters
+from flowlord.metrics import Metrics
 from flowlord.state import SQLiteTaskStore
 from handlers.hub import EventHub
 
@@ -59,6 +60,8 @@ class ApiContext:
     refresh: Refresh
     liveness: Liveness = field(default_factory=Liveness)
     counters: Counters = field(default_factory=Counters)
+    metrics: Metrics = field(default_factory=Metrics)
+    """The process's timings (refreshes, done to child, phase durations), for `/metrics`."""
     hub: EventHub = field(default_factory=EventHub)
     started: datetime | None = None
     max_tasks: int = 1000

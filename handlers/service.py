@@ -1,5 +1,6 @@
 """The API as `flowlord run` serves it: bound at start, its own database connections, and the
-hooks that tie it to the running service (refresh now, who leads, workflow changes as events)."""
+hooks that tie it to the running service (refresh now, who leads, workflow changes as events,
+the taskmaster's counters and the process's timings for `/metrics`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from cache import RefreshError, SQLiteCache
 from cache.watcher import OnChange, OnError, log_error
 from flowlord.config import RunConfig
 from flowlord.loop import Counters
+from flowlord.metrics import Metrics
 from flowlord.state import SQLiteTaskStore
 from handlers.app import create_app
 from handlers.context import ApiContext, Liveness, Refreshed
+from handlers.events import ChangePoller
 from handlers.hub import EventHub
 from handlers.server import ApiServer, listen
 
@@ -24,12 +27,19 @@ log = logging.getLogger("flowlord.api")
 class ApiService:
     """Binds `config.host:config.port` at once (`OSError` if it cannot), then serves from
     `start()` to `stop()`. `live` is the running cache: refreshes go through it, so the
-    taskmaster reschedules what they change."""
+    taskmaster reschedules what they change. `metrics` is the process's (refreshes through
+    the API are timed in it too); without one the API keeps its own."""
 
     def __init__(
-        self, config: RunConfig, live: SQLiteCache, *, now: Callable[[], datetime]
+        self,
+        config: RunConfig,
+        live: SQLiteCache,
+        *,
+        now: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
         self._live = live
+        self.metrics = metrics or Metrics()
         self._on_change: OnChange = lambda _keys: None
         self._on_error: OnError = log_error
         self.hub = EventHub()
@@ -45,9 +55,10 @@ class ApiService:
                 cache=self._reader, store=self._store, db_path=config.db, zone=config.zone,
                 timezone=config.timezone, admin_token=config.admin_token, now=now,
                 refresh=self.refresh, liveness=self.liveness, hub=self.hub, started=now(),
-                max_tasks=config.max_tasks,
+                max_tasks=config.max_tasks, metrics=self.metrics,
             )  # fmt: skip
             self._server = ApiServer(create_app(self.context), self._sock)
+            self._poller = ChangePoller(config.db, self.hub, now=now)
             self._closing = opened.pop_all()
 
     @property
@@ -55,6 +66,8 @@ class ApiService:
         return self._server.url
 
     def start(self) -> ApiService:
+        """Read the database's changes (from now on) and serve."""
+        self._poller.start()
         self._server.start()
         log.info("API serving on %s", self._server.url)
         return self
@@ -86,8 +99,11 @@ class ApiService:
 
     def refresh(self, keys: Iterable[str] | None = None) -> Refreshed:
         """Refresh the live cache now (all files, or `keys`) and tell whoever follows it."""
+        live = self._live
         try:
-            changed = self._live.refresh() if keys is None else self._live.refresh_files(keys)
+            changed = self.metrics.timed_refresh(
+                live.refresh if keys is None else lambda: live.refresh_files(keys)
+            )
             errors: dict[str, str] = {}
         except RefreshError as err:
             changed, errors = err.changed, err.errors
@@ -101,7 +117,8 @@ class ApiService:
         self.liveness.loaded.set()
 
     def stop(self) -> None:
-        """End the event streams, stop serving, close the connections."""
+        """End the event streams, stop serving, close the connections (twice is harmless)."""
+        self._poller.stop()
         self.hub.close()
         self._server.stop()
         self._closing.close()

@@ -1,6 +1,7 @@
 """What the producer reads past its cursors: task transitions, control events, alerts, and the
 workflow files named by the watcher. Every function runs inside `DeliveryQueue.writing`, so what
-it reads and the cursor it moves commit together with the deliveries made of them.
+it reads and the cursor it moves commit together with the deliveries made of them. The API's
+event stream reads the same rows past cursors of its own (kept in memory, on its own connection).
 
 Hook records are JSON-ready: column names as in the tables, times as RFC 3339 UTC (a stored time
 that cannot be read is passed on as stored; an event time that cannot be read becomes `now`).
@@ -35,10 +36,19 @@ _CONTROLS = (
     "SELECT seq, at, workflow, phase, actor, from_enabled, to_enabled, reason, released, "
     "discarded FROM control_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
 )
+_ALERTS = (
+    "SELECT seq, at, kind, workflow, phase, rec, message FROM alert_records "
+    "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+)
 _TOPS = {
     TRANSITIONS: "SELECT coalesce(max(rowid), 0) FROM task_transitions",
     CONTROLS: "SELECT coalesce(max(seq), 0) FROM control_events",
     ALERTS: "SELECT coalesce(max(seq), 0) FROM alert_records",
+}
+_PAST = {
+    TRANSITIONS: "SELECT count(*), max(rowid) FROM task_transitions WHERE rowid > ?",
+    CONTROLS: "SELECT count(*), max(seq) FROM control_events WHERE seq > ?",
+    ALERTS: "SELECT count(*), max(seq) FROM alert_records WHERE seq > ?",
 }
 
 
@@ -91,6 +101,13 @@ def top(db: apsw.Connection, source: str) -> int:
     return db.execute(_TOPS[source]).fetchall()[0][0]
 
 
+def skip(db: apsw.Connection, source: str, after: int) -> tuple[int, int]:
+    """How many rows of a source lie past `after`, and the newest: a reader that cannot keep
+    up jumps there, saying how many it passed over."""
+    count, newest = db.execute(_PAST[source], (after,)).fetchall()[0]
+    return count, after if newest is None else newest
+
+
 def transitions(
     db: apsw.Connection, after: int, events: Mapping[str, str], *, limit: int, now: datetime
 ) -> tuple[list[Event], int]:
@@ -98,18 +115,15 @@ def transitions(
     and the new cursor: the last row read when `limit` cut the batch, else the newest
     transition (rows to other states are passed over). A cursor past the newest row (the
     table emptied by retention, rowids reused) starts again from the first row."""
-    newest = top(db, TRANSITIONS)
-    if after > newest:
-        after = 0
     found: list[Event] = []
     states = json.dumps(sorted(events))
-    rows = db.execute(_TRANSITIONS, (after, newest, states, limit)).fetchall()
+    rows, position = _page(db, TRANSITIONS, _TRANSITIONS, after, limit, states)
     for rowid, at, was, to, reason, actor, *record in rows:
         fields = dict(zip(_RECORD, record, strict=True))
         fields.update({name: _json_time(fields[name]) for name in _TIMES})
         fields.update(from_state=was, to_state=to, reason=reason, actor=actor, transition=rowid)
         found.append(Event(events[to], _time(at, now), fields))
-    return found, rows[-1][0] if len(rows) == limit else newest
+    return found, position
 
 
 def controls(
@@ -117,11 +131,8 @@ def controls(
 ) -> tuple[list[Event], int]:
     """Pauses and resumes past seq `after` as `workflow.paused`/`workflow.resumed`, and the new
     cursor. A cursor past the newest row starts again from the first, as for transitions."""
-    newest = top(db, CONTROLS)
-    if after > newest:
-        after = 0
     found: list[Event] = []
-    rows = db.execute(_CONTROLS, (after, newest, limit)).fetchall()
+    rows, position = _page(db, CONTROLS, _CONTROLS, after, limit)
     for seq, at, workflow, phase, actor, was, to, reason, released, discarded in rows:
         record = {
             "seq": seq, "workflow": workflow, "phase": phase, "actor": actor, "reason": reason,
@@ -130,7 +141,34 @@ def controls(
         }  # fmt: skip
         name = "workflow.resumed" if to else "workflow.paused"
         found.append(Event(name, _time(at, now), record))
-    return found, rows[-1][0] if len(rows) == limit else newest
+    return found, position
+
+
+def alerts(
+    db: apsw.Connection, after: int, *, limit: int, now: datetime
+) -> tuple[list[Event], int]:
+    """Alerts past seq `after` as `alert` events (notified or not), and the new cursor, as
+    for control events."""
+    found: list[Event] = []
+    rows, position = _page(db, ALERTS, _ALERTS, after, limit)
+    for seq, at, kind, workflow, phase, rec, message in rows:
+        record = {"seq": seq, "kind": kind, "workflow": workflow, "phase": phase, "rec": rec,
+                  "message": message}  # fmt: skip
+        found.append(Event("alert", _time(at, now), record))
+    return found, position
+
+
+def _page(
+    db: apsw.Connection, source: str, query: str, after: int, limit: int, *params: object
+) -> tuple[list[tuple], int]:
+    """Up to `limit` rows of `query` past `after` (bound to the newest row, so what commits
+    meanwhile waits for the next read), and the new cursor: the last row read when `limit`
+    cut the page, else the newest. A cursor past the newest row starts again from the first."""
+    newest = top(db, source)
+    if after > newest:
+        after = 0
+    rows = db.execute(query, (after, newest, *params, limit)).fetchall()
+    return rows, rows[-1][0] if len(rows) == limit else newest
 
 
 def workflow_file(db: apsw.Connection, key: str, error: str, now: datetime) -> Event:
