@@ -204,12 +204,19 @@ def _url(raw: object) -> str:
 def _host(raw: object) -> str:
     """An address to listen on: an IP address or a host name, without a port."""
     value = _text(raw).strip()
-    if not value or not _HOST.fullmatch(value):
-        raise _Invalid("not an IP address or host name (like 127.0.0.1, 0.0.0.0 or ::1)")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(value):
+            raise _Invalid(
+                "not an IP address or host name (like 127.0.0.1, 0.0.0.0 or ::1)"
+            ) from None
     return value
 
 
-_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45}")
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 
 
 def _token(raw: object) -> str:

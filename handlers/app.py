@@ -37,6 +37,19 @@ ROUTERS = (
 
 def create_app(ctx: ApiContext) -> FastAPI:
     """The API over `ctx`; serve it with `handlers.server.ApiServer`."""
+    app = _routes()
+    app.state.context = ctx
+    app.add_middleware(BodyLimit)
+    app.add_middleware(Audit)  # outermost: it sees a 413 too
+    return app
+
+
+def openapi_document() -> dict[str, object]:
+    """The OpenAPI document, as the routes generate it (no server, no database needed)."""
+    return _routes().openapi()
+
+
+def _routes() -> FastAPI:
     app = FastAPI(
         title="flowlord",
         version=version(),
@@ -46,10 +59,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.state.context = ctx
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(BodyLimit)
-    app.add_middleware(Audit)  # outermost: it sees a 413 too
     return app

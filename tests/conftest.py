@@ -92,8 +92,9 @@ def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cache
 @pytest.fixture
 def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Commands read ./flowlord.toml and write ./flowlord.db by default: not in the checkout,
-    and with no FLOWLORD_* setting of the machine running the tests."""
+    and with no FLOWLORD_* setting of the machine running the tests (but FLOWLORD_PORT=0)."""
     monkeypatch.chdir(tmp_path)
     for name in [name for name in os.environ if name.startswith("FLOWLORD_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("FLOWLORD_PORT", "0")  # no API unless asked: port 8080 is shared
     return tmp_path

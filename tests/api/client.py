@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -86,3 +87,10 @@ class Api:
 
     def delete(self, path: str, **options: object) -> Reply:
         return self.request("DELETE", path, **options)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the kernel's pick), for a server to bind next."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
