@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import json
 import os
 import socket
 import statistics
@@ -58,7 +57,7 @@ def make_workflows(folder: Path, files: int) -> None:
 
 def make_records(db: Path, count: int) -> None:
     """`count` finished records, 1,000 per transaction, spread over 100 types."""
-    store = SQLiteTaskStore(db, now=lambda: NOW, synchronous="OFF")
+    store = SQLiteTaskStore(db, now=lambda: NOW, synchronous="NORMAL")
     try:
         for start in range(0, count, 1000):
             news = [
@@ -177,7 +176,7 @@ def main() -> None:
             newest = store.tasks(TaskFilter(limit=1))[0].rec
             cursor = newest - options.records // 2
             in_process = {
-                "/api/phases": lambda: json.dumps([vars(p) for p in cache.phases()]),
+                "/api/phases": lambda: cache.phases(),
                 "/api/phases?file=wf00042.toml": lambda: cache.phases("wf00042.toml"),
                 "/api/tasks": lambda: store.tasks(TaskFilter()),
                 f"/api/tasks?cursor={cursor}": lambda: store.tasks(TaskFilter(before=cursor)),

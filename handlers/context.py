@@ -65,6 +65,10 @@ class ApiContext:
     hub: EventHub = field(default_factory=EventHub)
     started: datetime | None = None
     max_tasks: int = 1000
+    file_writes: threading.Lock = field(default_factory=threading.Lock)
+    """One workflow file write at a time in this process: the `If-Match` check, the write and
+    the refresh of one request must not interleave with another's, or both could pass the
+    same check."""
 
     @property
     def folder(self) -> Path:

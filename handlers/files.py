@@ -13,7 +13,6 @@ for "the file must exist"; a mismatch is a 409. Version contents are served as J
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -34,10 +33,6 @@ from workflow.diff import unified_diff
 
 log = logging.getLogger("flowlord.api")
 router = APIRouter(tags=["files"])
-
-# One write at a time in this process: the `If-Match` check, the write and the refresh of one
-# request must not interleave with another's, or both could pass the same check.
-_writes = threading.Lock()
 
 
 class PhaseStatus(BaseModel):
@@ -188,7 +183,7 @@ def restore_workflow(
 def delete_workflow(file: str, ctx: Ctx, actor: Admin, if_match: IfMatch = None) -> Deleted:
     """Remove the file and refresh; its versions stay, so it can be restored."""
     key = checked_key(ctx, file)
-    with _writes, _refused():
+    with ctx.file_writes, _refused():
         if not writer.delete(ctx.folder, key, if_match=if_match):
             raise not_found(f"workflow file {key!r}", field="file")
         refreshed = ctx.refresh([key])
@@ -289,7 +284,7 @@ def _answer_save(
 def _save(ctx: ApiContext, key: str, data: bytes, if_match: str | None) -> Written:
     """Validate, then (under the write lock) check `If-Match`, write, refresh."""
     workflow = writer.validated(key, data)
-    with _writes, _refused():
+    with ctx.file_writes, _refused():
         created = writer.write_atomic(ctx.folder, key, data, if_match=if_match)
         refreshed = ctx.refresh([key])
     return Written(

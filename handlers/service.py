@@ -108,6 +108,9 @@ class ApiService:
         except RefreshError as err:
             changed, errors = err.changed, err.errors
             self._on_error(err)
+        except FileNotFoundError as err:  # the workflow folder itself is gone: nothing removed
+            changed, errors = [], {".": str(err)}
+            self._on_error(err)
         if changed:
             self._on_change(changed)
         return Refreshed(changed=changed, errors=errors)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from flowlord import operations
 from flowlord.state import TaskFilter, TaskRecord
-from flowlord.task_commands import point_in_time
+from flowlord.task_commands import plain, point_in_time
 from handlers.auth import Admin
 from handlers.context import ApiContext, Ctx
 from handlers.errors import ERROR_RESPONSES, ApiError, not_found
@@ -31,6 +31,7 @@ from handlers.records import (
     task_out,
     transition_out,
 )
+from handlers.responses import model_json, plain_json
 from workflow.state import State
 
 router = APIRouter(tags=["tasks"], route_class=DomainRoute)
@@ -116,7 +117,7 @@ def tasks(
     until: When = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-) -> TaskPage:
+) -> Response:
     """Task records, newest first, filtered (all filters ANDed); `since` is inclusive and
     `until` exclusive, on `created`. Follow `next_cursor` for the next page."""
     where = TaskFilter(
@@ -130,7 +131,7 @@ def tasks(
 @router.get(
     "/api/held", summary="Held task records", response_model=TaskPage, responses=ERROR_RESPONSES
 )
-def held(ctx: Ctx, workflow: Filter = None, limit: Limit = 100, cursor: Cursor = None) -> TaskPage:
+def held(ctx: Ctx, workflow: Filter = None, limit: Limit = 100, cursor: Cursor = None) -> Response:
     """Held records (of one workflow file), newest first: what a resume would release."""
     where = TaskFilter(state=State.HELD, workflow=workflow, limit=limit + 1,
                        before=_cursor(cursor))  # fmt: skip
@@ -199,10 +200,10 @@ def alerts(
     since: When = None,
     kind: Annotated[AlertKind | None, Query(), Blank] = None,
     limit: Limit = 100,
-) -> Alerts:
+) -> Response:
     """Alert records, newest first, from `since` (inclusive), of one kind."""
     found = ctx.store.alerts(since=_moment(ctx, "since", since), kind=kind, limit=limit)
-    return Alerts(alerts=[alert_out(a) for a in found])
+    return model_json(Alerts(alerts=[alert_out(a) for a in found]))
 
 
 def _moment(ctx: ApiContext, name: str, text: str | None) -> datetime | None:
@@ -224,10 +225,10 @@ def _cursor(text: str | None) -> int | None:
     return int(text)
 
 
-def _page(records: list[TaskRecord], limit: int) -> TaskPage:
-    """The first `limit` of `records` (read one more than asked, to know if more follow)."""
+def _page(records: list[TaskRecord], limit: int) -> Response:
+    """The first `limit` of `records` (read one more than asked, to know if more follow), as
+    a `TaskPage` of the CLI's JSON records."""
     more = len(records) > limit
     shown = records[:limit]
-    return TaskPage(
-        tasks=[task_out(r) for r in shown], next_cursor=str(shown[-1].rec) if more else None
-    )
+    cursor = str(shown[-1].rec) if more else None
+    return plain_json({"tasks": [plain(r) for r in shown], "next_cursor": cursor})

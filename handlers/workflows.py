@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from flowlord.listing import (
@@ -34,6 +34,7 @@ from flowlord.upcoming import Upcoming, scheduled
 from handlers.context import Ctx
 from handlers.errors import ERROR_RESPONSES, not_found
 from handlers.keys import checked_key
+from handlers.responses import model_json, plain_json
 from workflow import PhaseRecord
 from workflow.chains import ChainNode
 from workflow.controls import Control
@@ -137,10 +138,10 @@ class ScheduleOut(BaseModel):
 
 
 @router.get("/api/workflows", response_model=WorkflowList, responses=ERROR_RESPONSES)
-def list_workflows(ctx: Ctx) -> WorkflowList:
+def list_workflows(ctx: Ctx) -> Response:
     """Every workflow file, loaded or failing, by key."""
     summaries = workflow_summaries(ctx.cache, ctx.store.controls())
-    return WorkflowList(workflows=[_workflow_item(s) for s in summaries])
+    return model_json(WorkflowList(workflows=[_workflow_item(s) for s in summaries]))
 
 
 @router.get("/api/workflows/{file:path}", response_model=WorkflowOut, responses=ERROR_RESPONSES)
@@ -161,7 +162,7 @@ def list_phases(
     topic: str = "",
     status: Annotated[str, Query(description="`error`, `warning`, `ok` or a substring")] = "",
     depends_on: str = "",
-) -> PhaseList:
+) -> Response:
     """Phases by file and file order, as `flowlord phases` lists them; an empty parameter
     does not filter."""
     records = ctx.cache.phases(
@@ -169,7 +170,8 @@ def list_phases(
         topic=topic or None, depends_on=depends_on or None, status=status or None,
     )  # fmt: skip
     switches = phase_switches(ctx.store.controls())
-    return PhaseList(phases=[_phase_item(p, switches.get((p.file_path, p.task))) for p in records])
+    items = [_phase_fields(p, switches.get((p.file_path, p.task))) for p in records]
+    return plain_json({"phases": items})
 
 
 @router.get("/api/phase", response_model=PhaseOut, responses=ERROR_RESPONSES)
@@ -196,7 +198,7 @@ def get_phase(
 
 
 @router.get("/api/schedule", response_model=ScheduleOut, responses=ERROR_RESPONSES)
-def get_schedule(ctx: Ctx) -> ScheduleOut:
+def get_schedule(ctx: Ctx) -> Response:
     """Every cron and files phase, by file and file order: its fire times around now, its
     problem if `run` will not start it, and every phase it starts (the Go `/info`)."""
     rows = scheduled(ctx.cache, ctx.zone, ctx.now(), children=True)
@@ -205,7 +207,8 @@ def get_schedule(ctx: Ctx) -> ScheduleOut:
                      topic=row.topic, job=row.job, children=_children(row.children))
         for row in rows
     ]  # fmt: skip
-    return ScheduleOut(timezone=ctx.timezone, phases=items, errors=load_failures(ctx.cache, {}))
+    errors = load_failures(ctx.cache, {})
+    return model_json(ScheduleOut(timezone=ctx.timezone, phases=items, errors=errors))
 
 
 def _workflow_item(summary: WorkflowSummary) -> WorkflowItem:
@@ -218,12 +221,18 @@ def _workflow_item(summary: WorkflowSummary) -> WorkflowItem:
 
 
 def _phase_item(phase: PhaseRecord, switch: Control | None) -> PhaseItem:
-    return PhaseItem(
-        file=phase.file_path, task=phase.task, topic=phase.topic, job=phase.job,
-        depends_on=phase.depends_on, rule=phase.rule, template=phase.template,
-        retry=phase.retry, status=phase.status,
-        enabled=switch.enabled if switch else None, reason=switch.reason if switch else None,
-    )  # fmt: skip
+    return PhaseItem(**_phase_fields(phase, switch))
+
+
+def _phase_fields(phase: PhaseRecord, switch: Control | None) -> dict[str, object]:
+    """A `PhaseItem` as plain values: a list of 10,000 is written without 10,000 models."""
+    return {
+        "file": phase.file_path, "task": phase.task, "topic": phase.topic, "job": phase.job,
+        "depends_on": phase.depends_on, "rule": phase.rule, "template": phase.template,
+        "retry": phase.retry, "status": phase.status,
+        "enabled": switch.enabled if switch else None,
+        "reason": switch.reason if switch else None,
+    }  # fmt: skip
 
 
 def _starts(row: Upcoming) -> Starts:

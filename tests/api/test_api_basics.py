@@ -4,6 +4,7 @@ and the token rules of writes."""
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 
 import pytest
@@ -98,3 +99,14 @@ def test_token_rules(configured: str, header: str | None, status: int, message: 
 def test_the_right_token_passes() -> None:
     check_token(TOKEN, f"Bearer {TOKEN}")
     check_token(TOKEN, f"bearer  {TOKEN} ")
+
+
+def test_a_refresh_of_a_deleted_folder_reports_it_and_removes_nothing(
+    api: Api, served: Served
+) -> None:
+    before = api.get("/api/workflows").json
+    shutil.rmtree(served.folder)
+    reply = api.post("/api/refresh")
+    assert reply.status == 200, reply.text
+    assert reply.json["changed"] == [] and "does not exist" in reply.json["errors"]["."]
+    assert api.get("/api/workflows").json == before

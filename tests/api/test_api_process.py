@@ -41,6 +41,10 @@ def test_run_serves_the_api_and_a_standby_serves_reads(home: Path) -> None:
             wait_until(lambda: answers(standby_api, "/readyz"), "the standby's API", standby)
             assert standby_api.get("/readyz").json == {"ready": True, "role": "standby"}
             assert standby_api.get("/healthz").json == {"status": "ok"}
+            for read in ("/api/workflows", "/api/phases", "/api/controls"):
+                assert standby_api.get(read).json == leader_api.get(read).json, read
+            assert "tasks" in standby_api.get("/api/tasks").json  # a cron may fire meanwhile
+            assert "flowlord_leader 0.0" in standby_api.get("/metrics").text
             assert stop(leader) == 0
             wait_until(lambda: standby_api.get("/readyz").json["role"] == "leader",
                        "the standby to take over", standby)  # fmt: skip
