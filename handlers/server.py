@@ -4,6 +4,7 @@ before the workflows load (so a port in use fails the start at once, with the se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -39,6 +40,31 @@ def address(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, woken at once by `stop()`: its own loop looks at `should_exit` only
+    every 0.1 s, which every test of a real server and every shutdown would wait for."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):  # uvicorn's tick: date header, limits
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    def wake(self) -> None:
+        """Ask it to stop, from any thread."""
+        self.should_exit = True
+        if self._loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has ended already
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+
 class ApiServer:
     """uvicorn serving `app` on `sock` in a daemon thread until `stop()`."""
 
@@ -48,7 +74,7 @@ class ApiServer:
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=STOP_TIMEOUT, server_header=False,
         )  # fmt: skip
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._thread = threading.Thread(target=self._serve, name="flowlord-api", daemon=True)
 
     @property
@@ -61,7 +87,7 @@ class ApiServer:
 
     def stop(self, timeout: float = 2 * STOP_TIMEOUT) -> None:
         """Stop accepting, end the open requests (streams included), and close the socket."""
-        self._server.should_exit = True
+        self._server.wake()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("the API server did not stop within %.1f s", timeout)
