@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flowlord")
 
+API_EARLY = 1.0
+"""Seconds of loading workflows after which the API starts anyway, so that `/healthz` and
+`/readyz` (503) answer during a long cold load."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -75,19 +79,19 @@ def _run_taskmaster(config: RunConfig, stop: Shutdown, start_paused: bool) -> in
             stack.callback(cache.close)
             store = SQLiteTaskStore(config.db, now=utc_now)
             stack.callback(store.close)
-            api = _start_api(config, cache, metrics) if config.port else None
+            api = _open_api(config, cache, metrics) if config.port else None
             if api is not None:
                 stack.callback(api.stop)
         return _serve(config, cache, store, stop, start_paused, api, metrics)
 
 
-def _start_api(config: RunConfig, cache: SQLiteCache, metrics: Metrics) -> ApiService:
-    """The HTTP API, listening before the workflows load: `/readyz` says 503 until they are.
+def _open_api(config: RunConfig, cache: SQLiteCache, metrics: Metrics) -> ApiService:
+    """The HTTP API's socket and connections, before the workflows load (`_serve` starts it).
     A port that cannot be bound is a bad setting (exit 2), named as such."""
-    from handlers.service import ApiService  # FastAPI costs ~0.4 s to import: only when served
+    from handlers.service import ApiService  # the web part is imported in its own thread
 
     try:
-        return ApiService(config, cache, now=utc_now, metrics=metrics).start()
+        return ApiService(config, cache, now=utc_now, metrics=metrics)
     except OSError as err:
         where = f"{config.host}:{config.port}"
         raise config.error("port", f"cannot listen on {where}: {err.strerror or err}") from None
@@ -98,6 +102,12 @@ def _serve(
     start_paused: bool, api: ApiService | None, metrics: Metrics,
 ) -> int:  # fmt: skip
     log.info("loading workflows from %s into %s", config.workflows, config.db)
+    # Building the API takes ~0.5 s of the interpreter, which a warm load would wait for:
+    # it starts once the taskmaster leads, or during a load that takes longer than this.
+    early_api = threading.Timer(API_EARLY, api.start) if api is not None else None
+    if early_api is not None:
+        early_api.daemon = True
+        early_api.start()
     with stop.interruptible():
         try:
             metrics.timed_refresh(cache.refresh)
@@ -140,6 +150,9 @@ def _serve(
         log.info("flowlord running as %s %s: workflows %s, db %s, bus %s", role,
                  taskmaster.holder, config.workflows, config.db,
                  config.bus_dir if config.bus == "file" else "memory")  # fmt: skip
+        if api is not None and early_api is not None:
+            early_api.cancel()
+            api.start()
         taskmaster.run(stop)
     finally:
         if watcher is not None:

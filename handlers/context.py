@@ -5,7 +5,7 @@ running service (refresh now, who leads). Built by `flowlord.service`, or by a t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,31 +19,7 @@ from flowlord.loop import Counters
 from flowlord.metrics import Metrics
 from flowlord.state import SQLiteTaskStore
 from handlers.hub import EventHub
-
-
-@dataclass(frozen=True, slots=True)
-class Refreshed:
-    """What a refresh did: keys changed (removed ones prefixed `-`) and keys that failed."""
-
-    changed: list[str]
-    errors: dict[str, str]
-
-
-Refresh = Callable[[Iterable[str] | None], Refreshed]
-"""Refresh the live cache (every file when None, else these keys) and reschedule what changed,
-as a watch event does."""
-
-
-@dataclass(slots=True)
-class Liveness:
-    """Set by the service as it starts: the cache loaded, and whether this process leads."""
-
-    loaded: threading.Event = field(default_factory=threading.Event)
-    leading: Callable[[], bool] = lambda: False
-
-    @property
-    def role(self) -> str:
-        return "leader" if self.leading() else "standby"
+from handlers.live import Liveness, Refresh
 
 
 @dataclass(slots=True, kw_only=True)
@@ -59,7 +35,6 @@ class ApiContext:
     now: Callable[[], datetime]
     refresh: Refresh
     liveness: Liveness = field(default_factory=Liveness)
-    counters: Counters = field(default_factory=Counters)
     metrics: Metrics = field(default_factory=Metrics)
     """The process's timings (refreshes, done to child, phase durations), for `/metrics`."""
     hub: EventHub = field(default_factory=EventHub)
@@ -69,6 +44,11 @@ class ApiContext:
     """One workflow file write at a time in this process: the `If-Match` check, the write and
     the refresh of one request must not interleave with another's, or both could pass the
     same check."""
+
+    @property
+    def counters(self) -> Counters:
+        """The taskmaster's live counters (set when the service follows it)."""
+        return self.liveness.counters
 
     @property
     def folder(self) -> Path:

@@ -54,7 +54,7 @@ def serve(tmp_path: Path, *, token: str = TOKEN, workflows: Path | None = None) 
     changes: list[list[str]] = []
     service.follow(changes.append, lambda err: None, Counters(), lambda: True)
     service.loaded()
-    service.start()
+    assert service.start().serving(30), "the API did not start"
     try:
         yield Served(service, cache, store, folder, db, clock, Api(service.url, token), changes)
     finally:

@@ -6,11 +6,16 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from cache import SQLiteCache
+from flowlord.config import RunConfig
 from handlers.auth import WRITES_DISABLED, check_token
 from handlers.errors import ApiError
+from handlers.service import ApiService
 from tests.api.client import TOKEN, Api
 from tests.api.conftest import Served
 
@@ -110,3 +115,24 @@ def test_a_refresh_of_a_deleted_folder_reports_it_and_removes_nothing(
     assert reply.status == 200, reply.text
     assert reply.json["changed"] == [] and "does not exist" in reply.json["errors"]["."]
     assert api.get("/api/workflows").json == before
+
+
+def test_a_service_stopped_before_it_started_never_serves(tmp_path: Path) -> None:
+    folder = tmp_path / "wf"
+    folder.mkdir()
+    config = RunConfig(workflows=str(folder), db=str(tmp_path / "db"), port=0)
+    cache = SQLiteCache(folder, tmp_path / "db")
+    try:
+        service = ApiService(config, cache, now=lambda: datetime.now(UTC))
+        port = Api(service.url).port
+        service.stop()
+        assert not service.start().serving(0.5)  # a start after the stop does nothing
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        cache.close()
+
+
+def test_start_is_idempotent(served: Served) -> None:
+    assert served.service.start().start().serving(5)
+    assert served.api.get("/healthz").status == 200

@@ -23,8 +23,9 @@ import pytest
 
 from flowlord import controls
 from flowlord.state import NewRecord, SQLiteTaskStore
-from handlers.events import BURST, RETRY_MS, ChangePoller, stream
+from handlers.events import RETRY_MS, stream
 from handlers.hub import Event, EventHub
+from handlers.poller import BURST, ChangePoller
 from tests.api.client import Api, free_port
 from tests.api.conftest import Served
 from tests.conftest import TESTDATA

@@ -20,7 +20,8 @@ from schemathesis.checks import (
 
 from handlers.app import create_app, openapi_document
 from handlers.errors import ERROR_RESPONSES
-from handlers.server import ApiServer, listen
+from handlers.server import ApiServer
+from handlers.sockets import listen
 from tests.api.client import TOKEN, Api
 from tests.api.conftest import Served, serve
 
