@@ -111,6 +111,8 @@ def test_templates(body: str, status: str) -> None:
         ('task = "t"\ndependsOn = "p"\nrule = "meta-file=/etc/x.csv"',
          "invalid rule: meta-file=/etc/x.csv (outside the workflow folder)"),
         ('task = "t"\ndependsOn = "p"\nrule = "meta-file=lists/./x.json"', ""),
+        ('task = "t"\ndependsOn = "p"\nrule = "meta-file=x%00y.csv"',
+         "invalid rule: meta-file=x\x00y.csv (contains a NUL character)"),
     ],
 )  # fmt: skip
 def test_batch_rules(body: str, status: str) -> None:

@@ -33,7 +33,7 @@ BATCH_KEYS = ("for", "by", "meta", "meta-file")
 RETRY_LIMIT = 10
 BLANK = "invalid phase: rule and dependsOn are blank"
 WARNING_PREFIXES = ("warning:", "ignored rule:")
-VALIDATION_VERSION = 3
+VALIDATION_VERSION = 4
 """Bumped whenever a rule here changes, so that stored statuses are computed again."""
 
 # Batch rules are checked by expanding them once at a fixed time, through the code run uses.
@@ -213,6 +213,8 @@ def _check_meta_file_name(name: str, depth: int) -> None:
     inside the workflow folder (relative to the workflow file, never absolute)."""
     if not name.lower().endswith((".csv", ".json", ".jsonl", ".ndjson")):
         raise BatchError("meta-file", "unsupported meta-file type: use .csv, .json or .jsonl")
+    if "\0" in name:  # no file can have that name: opening it would fail at every fire
+        raise BatchError("meta-file", "contains a NUL character")
     for part in name.split("/"):
         depth += -1 if part == ".." else 0 if part in ("", ".") else 1
         if depth < 0 or name.startswith("/"):
