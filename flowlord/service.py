@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flowlord")
 
-API_EARLY = 1.0
+API_EARLY = 2.0
 """Seconds of loading workflows after which the API starts anyway, so that `/healthz` and
 `/readyz` (503) answer during a long cold load."""
 
