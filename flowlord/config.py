@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import stat
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 import tomli
 
 from cache.source import UnreadableFile, read_regular_file
-from flowlord.bus import check_topic
+from flowlord import config_values as parsers
 from workflow.batch import DEFAULT_MAX_TASKS
-from workflow.duration import DurationError, format_duration, parse_duration
-from workflow.hooks import Hook, HookError, parse_hooks, url_problem
+from workflow.duration import format_duration
+from workflow.hooks import Hook
 
 BUSES = ("file", "memory")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -31,8 +30,6 @@ LOG_FORMATS = ("text", "json")
 MAX_TASKS_LIMIT = 1_000_000
 MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_CONFIG_FILE = "flowlord.toml"
-DISABLED = "-"
-MIN_TOKEN_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -79,165 +76,6 @@ class RunConfig:
         return ConfigError(f"config {name!r} from {origin} has value {value}: {why}")
 
 
-class _Invalid(Exception):
-    """Why a value is refused; `resolve_config` adds the setting's name and origin.
-
-    A setting made of parts (`hooks`) names the part at fault in `part` (`[0].url`) and shows
-    that part's `value` instead of the whole setting's.
-    """
-
-    def __init__(self, why: str, *, part: str = "", value: object = None) -> None:
-        super().__init__(why)
-        self.part = part
-        self.value = value
-
-
-def _text(raw: object) -> str:
-    if not isinstance(raw, str):
-        raise _Invalid("not a string")
-    if "\0" in raw:
-        raise _Invalid("contains a NUL character")
-    return raw
-
-
-def _path(raw: object) -> str:
-    if not _text(raw):
-        raise _Invalid("an empty path")
-    return str(raw)
-
-
-def _choice(*choices: str) -> Callable[[object], str]:
-    def parse(raw: object) -> str:
-        value = _text(raw).lower()
-        if value not in choices:
-            raise _Invalid(f"not one of {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-
-
-def _boolean(raw: object) -> bool:
-    """TOML's true and false; from a flag or the environment true/false, yes/no, on/off, 1/0."""
-    if isinstance(raw, bool):
-        return raw
-    value = _text(raw).strip().lower()
-    if value not in _TRUE + _FALSE:
-        raise _Invalid("not true or false")
-    return value in _TRUE
-
-
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-
-
-def _integer(low: int, high: int) -> Callable[[object], int]:
-    def parse(raw: object) -> int:
-        if isinstance(raw, str):
-            text = raw.strip()
-            if not _INTEGER.fullmatch(text):
-                raise _Invalid("not an integer")
-            # int() of thousands of digits is slow, then refused: this long is out of range.
-            value = int(text) if len(text.lstrip("+-").lstrip("0")) <= 12 else high + 1
-        elif isinstance(raw, int) and not isinstance(raw, bool):
-            value = raw
-        else:
-            raise _Invalid("not an integer")
-        if not low <= value <= high:
-            raise _Invalid(f"must be between {low} and {high}")
-        return value
-
-    return parse
-
-
-def _duration(low: timedelta, high: timedelta) -> Callable[[object], timedelta]:
-    """A Go duration (`4h`, `90s`) from low to high."""
-
-    def parse(raw: object) -> timedelta:
-        try:
-            value = parse_duration(_text(raw).strip())
-        except DurationError:
-            raise _Invalid("not a duration (like 90s, 10m or 4h)") from None
-        if not low <= value <= high:
-            raise _Invalid(f"must be between {format_duration(low)} and {format_duration(high)}")
-        return value
-
-    return parse
-
-
-def _topic(*, may_disable: bool = False) -> Callable[[object], str]:
-    def parse(raw: object) -> str:
-        value = _text(raw)
-        if value == DISABLED:
-            if may_disable:
-                return value
-            raise _Invalid(f"not a topic: {DISABLED!r} (none) is only for failed_topic")
-        try:
-            return check_topic(value)
-        except ValueError:
-            hint = f", or {DISABLED!r} to disable it" if may_disable else ""
-            raise _Invalid(
-                f"not a topic: use [A-Za-z0-9_.-]+, not starting with '.'{hint}"
-            ) from None
-
-    return parse
-
-
-def _zone(raw: object) -> str:
-    """Only a name `available_timezones()` lists: never a path ZoneInfo would try to open."""
-    value = _text(raw)
-    if value not in available_timezones():
-        raise _Invalid("not a known time zone (an IANA name such as UTC or Europe/Paris)")
-    return value
-
-
-def _url(raw: object) -> str:
-    """An http or https URL with a host; empty for none."""
-    value = _text(raw).strip()
-    if value and (why := url_problem(value)):
-        raise _Invalid(why)
-    return value
-
-
-def _host(raw: object) -> str:
-    """An address to listen on: an IP address or a host name, without a port."""
-    value = _text(raw).strip()
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        if not _HOST_NAME.fullmatch(value):
-            raise _Invalid(
-                "not an IP address or host name (like 127.0.0.1, 0.0.0.0 or ::1)"
-            ) from None
-    return value
-
-
-_HOST_NAME = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
-)
-
-
-def _token(raw: object) -> str:
-    """The admin token: printable ASCII without spaces, long enough not to be guessed."""
-    value = _text(raw).strip()
-    if value and (len(value) < MIN_TOKEN_LENGTH or not value.isascii() or not value.isprintable()
-                  or " " in value):  # fmt: skip
-        raise _Invalid(
-            f"use at least {MIN_TOKEN_LENGTH} printable ASCII characters without spaces "
-            "(python -c 'import secrets; print(secrets.token_urlsafe())' makes one)"
-        )
-    return value
-
-
-def _hooks(raw: object) -> tuple[Hook, ...]:
-    try:
-        return parse_hooks(raw)
-    except HookError as err:
-        raise _Invalid(str(err), part=err.part, value=err.value) from None
-
-
 @dataclass(frozen=True, slots=True)
 class Setting:
     """How one setting is parsed and shown in `--help`.
@@ -256,63 +94,69 @@ class Setting:
 
 
 SETTINGS: dict[str, Setting] = {
-    "workflows": Setting(_path, "workflow folder or file", "PATH", is_path=True),
-    "db": Setting(_path, "database file (default flowlord.db)", "FILE", is_path=True),
-    "bus": Setting(_choice(*BUSES), "file or memory (default file)", "KIND"),
-    "bus_dir": Setting(_path, "file bus folder (default bus)", "DIR", is_path=True),
-    "timezone": Setting(_zone, "time zone of cron rules (default UTC)", "ZONE"),
-    "done_topic": Setting(_topic(), "topic of done tasks (default done)", "TOPIC"),
-    "failed_topic": Setting(_topic(may_disable=True), "- for none (default retry-failed)", "TOPIC"),
-    "files_topic": Setting(_topic(), "topic of file messages (default files)", "TOPIC"),
+    "workflows": Setting(parsers.path, "workflow folder or file", "PATH", is_path=True),
+    "db": Setting(parsers.path, "database file (default flowlord.db)", "FILE", is_path=True),
+    "bus": Setting(parsers.choice(*BUSES), "file or memory (default file)", "KIND"),
+    "bus_dir": Setting(parsers.path, "file bus folder (default bus)", "DIR", is_path=True),
+    "timezone": Setting(parsers.zone, "time zone of cron rules (default UTC)", "ZONE"),
+    "done_topic": Setting(parsers.topic(), "topic of done tasks (default done)", "TOPIC"),
+    "failed_topic": Setting(
+        parsers.topic(may_disable=True), "- for none (default retry-failed)", "TOPIC"
+    ),
+    "files_topic": Setting(parsers.topic(), "topic of file messages (default files)", "TOPIC"),
     "max_tasks": Setting(
-        _integer(1, MAX_TASKS_LIMIT), "most tasks of one batch rule (1 to 1000000)", "N"
+        parsers.integer(1, MAX_TASKS_LIMIT), "most tasks of one batch rule (1 to 1000000)", "N"
     ),
     "task_ttl": Setting(
-        _duration(timedelta(seconds=1), timedelta(days=365)),
+        parsers.duration(timedelta(seconds=1), timedelta(days=365)),
         "a sent task with no done this long is stuck (default 4h; rule ttl= per phase)",
         "DURATION",
     ),
     "retention_days": Setting(
-        _integer(0, 36_500), "days task records and alerts are kept (default 90; 0: all)", "DAYS"
+        parsers.integer(0, 36_500),
+        "days task records and alerts are kept (default 90; 0: all)",
+        "DAYS",
     ),
     "lease": Setting(
-        _duration(timedelta(seconds=1), timedelta(hours=1)),
+        parsers.duration(timedelta(seconds=1), timedelta(hours=1)),
         "the leader lease: a standby takes over this long after the leader dies (default 10s)",
         "DURATION",
     ),
     "paused_at_creation": Setting(
-        _boolean,
+        parsers.boolean,
         "pause each workflow file flowlord has never seen (default false)",
         "BOOL",
     ),
     "alert_webhook": Setting(
-        _url,
+        parsers.url,
         'POST alerts here as {"text": ...}, for Slack and most chat tools (default none)',
         "URL",
     ),
     "alert_min_interval": Setting(
-        _duration(timedelta(seconds=1), timedelta(days=1)),
+        parsers.duration(timedelta(seconds=1), timedelta(days=1)),
         "while alerts keep coming, one summary per interval, starting at this (default 1m)",
         "DURATION",
     ),
     "alert_max_interval": Setting(
-        _duration(timedelta(seconds=1), timedelta(days=1)),
+        parsers.duration(timedelta(seconds=1), timedelta(days=1)),
         "the summary interval doubles up to this (default 1h)",
         "DURATION",
     ),
     "hooks": Setting(
-        _hooks, "[[hooks]] tables in flowlord.toml: url and events", "TABLES", file_only=True
+        parsers.hooks, "[[hooks]] tables in flowlord.toml: url and events", "TABLES", file_only=True
     ),
-    "host": Setting(_host, "address the HTTP API listens on (default 127.0.0.1)", "HOST"),
-    "port": Setting(_integer(0, 65535), "HTTP API port; 0 for no API (default 8080)", "PORT"),
+    "host": Setting(parsers.host, "address the HTTP API listens on (default 127.0.0.1)", "HOST"),
+    "port": Setting(
+        parsers.integer(0, 65535), "HTTP API port; 0 for no API (default 8080)", "PORT"
+    ),
     "admin_token": Setting(
-        _token,
+        parsers.token,
         "bearer token for API writes; better from FLOWLORD_ADMIN_TOKEN (default none: read-only)",
         "TOKEN",
         secret=True,
     ),
-    "log_level": Setting(_choice(*LOG_LEVELS), "debug, info, warning or error", "LEVEL"),
-    "log_format": Setting(_choice(*LOG_FORMATS), "text or json (default text)", "FORMAT"),
+    "log_level": Setting(parsers.choice(*LOG_LEVELS), "debug, info, warning or error", "LEVEL"),
+    "log_format": Setting(parsers.choice(*LOG_FORMATS), "text or json (default text)", "FORMAT"),
 }
 
 
@@ -383,7 +227,7 @@ def resolve_config(
         raw, origin, base = found
         try:
             value = SETTINGS[name].parse(raw)
-        except _Invalid as why:
+        except parsers.Invalid as why:
             shown = _shown(why.value if why.part else raw, secret=SETTINGS[name].secret)
             raise ConfigError(
                 f"config {name + why.part!r} from {origin} has value {shown}: {why}"
