@@ -9,7 +9,15 @@ from pathlib import Path
 
 from cache.loader import FileStore, Loader, RefreshOutcome, RefreshStats
 from cache.source import WorkflowSource
-from cache.watcher import DEFAULT_SETTINGS, OnChange, OnError, Watcher, WatchSettings, log_error
+from cache.watcher import (
+    DEFAULT_SETTINGS,
+    OnChange,
+    OnError,
+    Refreshable,
+    Watcher,
+    WatchSettings,
+    log_error,
+)
 
 
 class FileBackedCache:
@@ -60,13 +68,17 @@ class FileBackedCache:
         *,
         on_error: OnError = log_error,
         settings: WatchSettings = DEFAULT_SETTINGS,
+        refresh_with: Refreshable | None = None,
     ) -> Watcher:
         """Follow the files in a background thread until `stop()` or `close()`.
 
         Each batch of file events refreshes the files it names, then `on_change(keys)` runs
         (in the watch thread). Load failures go to `on_error` and never end the watch.
+        `refresh_with` wraps this cache's refreshes (to time them, say); it must refresh
+        this cache.
         """
-        watcher = Watcher(self, self._source, on_change, on_error=on_error, settings=settings)
+        watcher = Watcher(refresh_with or self, self._source, on_change, on_error=on_error,
+                          settings=settings)  # fmt: skip
         self._watchers.append(watcher)
         return watcher.start()
 

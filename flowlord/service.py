@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cache import RefreshError, SQLiteCache
-from cache.source import WorkflowSource
 from cache.watcher import Watcher, log_error
 from flowlord.bus import FileBus, MemoryBus
 from flowlord.config import RunConfig
@@ -142,9 +141,7 @@ def _serve(
                     on_change, on_error, taskmaster.counters, lambda: taskmaster.leading
                 )
                 api.loaded()
-            # `cache.watch` would refresh untimed: its watcher, over the cache as timed.
-            watcher = Watcher(metrics.timing(cache), WorkflowSource(cache.workflow_path),
-                              on_change, on_error=on_error).start()  # fmt: skip
+            watcher = cache.watch(on_change, on_error=on_error, refresh_with=metrics.timing(cache))
             if notifier is not None:
                 notifier.start()
         log.info("flowlord running as %s %s: workflows %s, db %s, bus %s", role,
