@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from flowlord.cli import main
-from flowlord.state import NewRecord, SQLiteTaskStore, TaskFilter, TaskRecord
+from flowlord.state import SQLiteTaskStore, TaskFilter, TaskRecord
 from tests.conftest import write
-from workflow import Task
+from tests.records import add_record, phase_task
 from workflow.controls import Control, ControlEvent
-from workflow.state import Origin, State
+from workflow.state import State
 
 pytestmark = pytest.mark.usefixtures("cli_home")
 
@@ -82,18 +82,9 @@ def hold(store: SQLiteTaskStore, *where: tuple[str, str]) -> list[TaskRecord]:
     """One held record per (workflow, phase), each in its own transaction (distinct times)."""
     made = []
     for n, (workflow, phase) in enumerate(where):
-        key = f"test|{len(store.tasks(TaskFilter(limit=100_000)))}|{n}"
-        task_type, _, job = phase.partition(":")
         # Ids run backwards, so that an order by id is not mistaken for the creation order.
-        task = Task(type=task_type, job=job, id=f"run-{99 - n:02d}", meta=f"workflow={workflow}")
-        with store.transaction() as tx:
-            [record] = tx.add(
-                [NewRecord(task=task, workflow=workflow, phase=phase, origin=Origin.CRON,
-                           origin_key=key, state=State.HELD)],
-                actor="test", reason="held: made by the test",
-            )  # fmt: skip
-        assert record is not None
-        made.append(record)
+        task = phase_task(workflow, phase, f"run-{99 - n:02d}")
+        made.append(add_record(store, task, workflow=workflow, phase=phase, state=State.HELD))
     return made
 
 

@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 
 from flowlord.cli import main
-from flowlord.state import NewRecord, TaskFilter, TaskRecord
+from flowlord.state import TaskFilter, TaskRecord
 from handlers.auth import WRITES_DISABLED
 from tests.api.client import Api
 from tests.api.conftest import Served, serve
-from workflow import Task
+from tests.records import add_record, phase_task
 from workflow.controls import Control, ControlEvent
-from workflow.state import Origin, State
+from workflow.state import State
 
 ACTOR = "api@127.0.0.1"
+EVERY = TaskFilter(limit=100_000)
 ETL_PHASES = ["extract", "transform:orders", "transform:customers", "load:warehouse"]
 
 
@@ -29,17 +30,9 @@ def hold(served: Served, *where: tuple[str, str]) -> list[TaskRecord]:
     made = []
     for workflow, phase in where:
         served.clock.advance(minutes=1)
-        key = f"test|{len(served.store.tasks(TaskFilter(limit=100_000)))}"
-        task_type, _, job = phase.partition(":")
-        task = Task(type=task_type, job=job, id=key, meta=f"workflow={workflow}")
-        with served.store.transaction() as tx:
-            [record] = tx.add(
-                [NewRecord(task=task, workflow=workflow, phase=phase, origin=Origin.CRON,
-                           origin_key=key, state=State.HELD)],
-                actor="test", reason="held: made by the test",
-            )  # fmt: skip
-        assert record is not None
-        made.append(record)
+        task = phase_task(workflow, phase, f"test|{len(served.store.tasks(EVERY))}")
+        made.append(add_record(served.store, task, workflow=workflow, phase=phase,
+                               state=State.HELD))  # fmt: skip
     return made
 
 

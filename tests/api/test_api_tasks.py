@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from flowlord.cli import main
-from flowlord.state import NewRecord, TaskFilter, TaskRecord, Transition
+from flowlord.state import TaskFilter, TaskRecord, Transition
 from handlers.auth import WRITES_DISABLED
 from tests.api.client import Api
 from tests.api.conftest import Served, serve
+from tests.records import add_record
 from workflow import Task
 from workflow.state import Origin, State
 
@@ -27,15 +28,7 @@ def add(served: Served, *records: tuple[Task, str, State], minutes: float = 1) -
     made = []
     for task, phase, state in records:
         served.clock.advance(minutes=minutes)
-        key = f"test|{len(served.store.tasks(TaskFilter(limit=100_000)))}"
-        with served.store.transaction() as tx:
-            [record] = tx.add(
-                [NewRecord(task=task, workflow="etl.toml", phase=phase, origin=Origin.CRON,
-                           origin_key=key, state=state)],
-                actor="test", reason="made by the test",
-            )  # fmt: skip
-        assert record is not None
-        made.append(record)
+        made.append(add_record(served.store, task, workflow="etl.toml", phase=phase, state=state))
     return made
 
 
