@@ -29,7 +29,6 @@ class ApiContext:
     cache: SQLiteCache
     store: SQLiteTaskStore
     db_path: str
-    zone: ZoneInfo
     timezone: str
     admin_token: str = field(default="", repr=False)
     now: Callable[[], datetime]
@@ -44,6 +43,11 @@ class ApiContext:
     """One workflow file write at a time in this process: the `If-Match` check, the write and
     the refresh of one request must not interleave with another's, or both could pass the
     same check."""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone cron rules are read in (`timezone`)."""
+        return ZoneInfo(self.timezone)
 
     @property
     def counters(self) -> Counters:

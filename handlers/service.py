@@ -104,7 +104,7 @@ class ApiService:
 
             config = self._config
             self.context = ApiContext(
-                cache=self._reader, store=self._store, db_path=config.db, zone=config.zone,
+                cache=self._reader, store=self._store, db_path=config.db,
                 timezone=config.timezone, admin_token=config.admin_token, now=self._now,
                 refresh=self.refresh, liveness=self.liveness, hub=self.hub,
                 started=self._now(), max_tasks=config.max_tasks, metrics=self.metrics,
