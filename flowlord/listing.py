@@ -157,7 +157,7 @@ def workflow_detail(
     cache: SQLiteCache, controls: Iterable[Control], key: str
 ) -> WorkflowDetail | None:
     """One file with its phases; None when the cache does not know `key`."""
-    found = workflow_file(cache, key)
+    found = cache.workflow_file(key)
     if found is None:
         return None
     controls = list(controls)
@@ -165,11 +165,6 @@ def workflow_detail(
     phases = cache.phases(key)
     switches = _file_switches(controls, key)
     return WorkflowDetail(summary=_summary(found, phases, whole), phases=phases, switches=switches)
-
-
-def workflow_file(cache: SQLiteCache, key: str) -> WorkflowFile | None:
-    """The row of file `key`; None when the cache does not know it."""
-    return next((f for f in cache.workflow_files() if f.file_path == key), None)
 
 
 def _summary(

@@ -27,7 +27,6 @@ from flowlord.listing import (
     phase_detail,
     phase_switches,
     workflow_detail,
-    workflow_file,
     workflow_summaries,
 )
 from flowlord.upcoming import Upcoming, scheduled
@@ -185,7 +184,7 @@ def get_phase(
     found = phase_detail(ctx.cache, ctx.store.controls(), key=key, task=task, zone=ctx.zone,
                          now=ctx.now())  # fmt: skip
     if found is None:
-        if workflow_file(ctx.cache, key) is None:
+        if ctx.cache.workflow_file(key) is None:
             raise not_found(f"workflow {file!r}", field="file")
         raise not_found(f"phase {task!r} of {file!r}", field="task")
     starts = _starts(found.starts) if found.starts else Starts()
