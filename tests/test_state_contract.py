@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -466,6 +466,49 @@ def test_stats_count_states_and_ages(store: TaskStore, clock: Clock) -> None:
     assert stats.by_age == {"24h": 2, "7d": 2, "30d": 2, "older": 2}
     assert stats.alerts == 1
     assert isinstance(stats.db_bytes, int)
+
+
+def test_counts_are_by_workflow_and_state_in_key_order(store: TaskStore) -> None:
+    add(store, new("a1", workflow="b.toml"), new("a2", workflow="b.toml", state=State.HELD),
+        new("a3", workflow="a.toml"), new("a4", workflow="b.toml"))  # fmt: skip
+    [sent] = add(store, new("a5", workflow="a.toml", state=State.SENT))
+    with store.transaction() as tx:
+        tx.move(sent or 0, State.COMPLETE, actor="a", reason="r")
+    counts = store.counts()
+    assert counts == {"a.toml": {"complete": 1, "queued": 1}, "b.toml": {"held": 1, "queued": 2}}
+    assert list(counts) == ["a.toml", "b.toml"]
+    assert [list(states) for states in counts.values()] == [["complete", "queued"],
+                                                            ["held", "queued"]]  # fmt: skip
+
+
+def test_counts_since_is_inclusive_on_created(store: TaskStore, clock: Clock) -> None:
+    for age, key in [(timedelta(hours=25), "old"), (timedelta(hours=24), "edge"),
+                     (timedelta(hours=1), "young")]:  # fmt: skip
+        clock.at = START - age
+        add(store, new(key))
+    clock.at = START
+    assert store.counts(since=START - timedelta(hours=24)) == {"f1.toml": {"queued": 2}}
+    elsewhere = (START - timedelta(hours=24)).astimezone(timezone(timedelta(hours=-5)))
+    assert store.counts(since=elsewhere) == {"f1.toml": {"queued": 2}}  # the same instant
+    later = START - timedelta(hours=24) + timedelta(microseconds=1)
+    assert store.counts(since=later) == {"f1.toml": {"queued": 1}}
+    assert store.counts(since=START + timedelta(seconds=1)) == {}
+    assert store.counts(since=None) == store.counts() == {"f1.toml": {"queued": 3}}
+
+
+def test_counts_of_an_empty_store_are_empty(store: TaskStore) -> None:
+    assert store.counts() == {}
+    assert store.counts(since=START - timedelta(days=1)) == {}
+
+
+def test_counts_put_ad_hoc_records_under_the_empty_workflow(store: TaskStore) -> None:
+    add(store, new("cron"), new("adhoc1", workflow="", origin=Origin.EXTERNAL),
+        new("adhoc2", workflow="", origin=Origin.MANUAL, state=State.HELD))  # fmt: skip
+    counts = store.counts()
+    assert counts == {"": {"held": 1, "queued": 1}, "f1.toml": {"queued": 1}}
+    assert list(counts) == ["", "f1.toml"]
+    totals = {state: n for state, n in store.stats().states.items() if n}
+    assert totals == {"held": 1, "queued": 2}
 
 
 def test_purge_deletes_finished_records_and_old_alerts_in_batches(

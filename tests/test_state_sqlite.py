@@ -368,6 +368,7 @@ QUERIES = {
     "purge_transitions": (q.PURGE_TRANSITIONS, ("[1]",)),
     "purge_records": (q.PURGE_RECORDS, ("[1]",)),
     "younger": (q.YOUNGER, ("x",)),
+    "counts": (q.COUNTS, ("x",)),
 }
 for _name, _where in {
     "tasks_id": TaskFilter(id="r"),

@@ -8,6 +8,7 @@ Rollback is an undo log (see `memory_tx`): copying the tables instead would cost
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -108,6 +109,18 @@ class MemoryTaskStore:
             alerts = len(self._t.alerts)
         states_by_name = {state.value: n for state, n in states.items()}
         return Stats(states=states_by_name, by_age=by_age, db_bytes=0, alerts=alerts)
+
+    def counts(self, *, since: datetime | None = None) -> dict[str, dict[str, int]]:
+        with self._lock:
+            picked = Counter(
+                (r.workflow, r.state.value)
+                for r in self._t.records.values()
+                if since is None or r.created >= since
+            )
+        found: dict[str, dict[str, int]] = {}
+        for (workflow, state), count in sorted(picked.items()):
+            found.setdefault(workflow, {})[state] = count
+        return found
 
     def due(self, *, limit: int = 1000) -> list[TaskRecord]:
         check_limit(limit)

@@ -322,6 +322,13 @@ class TaskStore(Protocol):
         (`24h`: younger than 24 h, `7d`, `30d`, `older`: at least 30 days), size, alerts."""
         ...
 
+    def counts(self, *, since: datetime | None = None) -> dict[str, dict[str, int]]:
+        """Records created at or after `since` (every record when None) as `{workflow: {state:
+        count}}`, workflows and their states in key order, non-zero counts only; ad hoc
+        records (no workflow file) under `""`. The dashboard's overview and `GET /api/stats`
+        both show this one read, so they cannot disagree on a window."""
+        ...
+
     def due(self, *, limit: int = 1000) -> list[TaskRecord]:
         """Queued records (by `rec`), then waiting records whose `due` has come (by `due`):
         what the outbox is to send now, at most `limit` in all."""

@@ -1,0 +1,66 @@
+"""Task counts: the figures of `flowlord stats --json`, and records by workflow file and state
+over a recent window (DESIGN §4, §6), what the dashboard's overview shows.
+
+Both are the store's reads (`stats()`, `counts()`), so the API, the CLI and the dashboard
+cannot count differently.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from flowlord.task_commands import plain, point_in_time
+from handlers.context import ApiContext, Ctx
+from handlers.errors import ERROR_RESPONSES, ApiError
+from handlers.records import DomainRoute, Rfc3339
+from handlers.tasks import When
+from workflow.task import rfc3339
+
+router = APIRouter(tags=["tasks"], route_class=DomainRoute)
+
+DEFAULT_SINCE = "24h"
+"""The window of `workflows` when `since` is absent or blank: the last day."""
+
+Counts = dict[str, int]
+
+
+class StatsOut(BaseModel):
+    """`flowlord stats --json`, with the records of each workflow file created since `since`."""
+
+    states: Counts = Field(description="every record by state (every state, 0 when none)")
+    by_age: Counts = Field(
+        description="every record by age of `created`: `24h`, `7d`, `30d`, `older`"
+    )
+    db_bytes: int = Field(description="the size of the database file")
+    alerts: int = Field(description="alert records")
+    since: Rfc3339 = Field(description="the start (inclusive) of the window of `workflows`")
+    workflows: dict[str, Counts] = Field(
+        description="records created since `since`, by workflow file, then state (non-zero "
+        'counts only); ad hoc records under `""`'
+    )
+
+
+@router.get(
+    "/api/stats",
+    summary="Task counts by state, age and workflow",
+    response_model=StatsOut,
+    responses=ERROR_RESPONSES,
+)
+def stats(ctx: Ctx, since: When = DEFAULT_SINCE) -> StatsOut:
+    """The figures of `flowlord stats --json`, and the records created since `since` (an RFC
+    3339 time or a duration back from now; default `24h`) by workflow file and state."""
+    start = _since(ctx, since or DEFAULT_SINCE)
+    return StatsOut(
+        **plain(ctx.store.stats()), since=rfc3339(start), workflows=ctx.store.counts(since=start)
+    )
+
+
+def _since(ctx: ApiContext, text: str) -> datetime:
+    """`since` as `/api/tasks` and the CLI read it, from the API's clock."""
+    try:
+        return point_in_time(text, now=ctx.now())
+    except ValueError as err:
+        raise ApiError(422, f"since: {err}", field="since") from None
