@@ -16,8 +16,10 @@ from handlers import (
     events,
     files,
     metrics,
+    stats,
     status,
     tasks,
+    web,
     workflows,
 )
 from handlers.context import ApiContext
@@ -29,6 +31,7 @@ ROUTERS = (
     files.router,  # before workflows: `{file}/versions` must not read as a key ending `/versions`
     workflows.router,
     tasks.router,
+    stats.router,
     controls.router,
     backload.router,
     events.router,
@@ -39,6 +42,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     """The API over `ctx`; serve it with `handlers.server.ApiServer`."""
     app = _routes()
     app.state.context = ctx
+    web.install(app, ctx)
     app.add_middleware(BodyLimit)
     app.add_middleware(Audit)  # outermost: it sees a 413 too
     return app

@@ -270,7 +270,7 @@ def _answer_save(
 ) -> Written | JSONResponse:  # fmt: skip
     """The answer of an upload or a restore: 201/200 with what was written, or 422."""
     try:
-        written = _save(ctx, key, data, if_match)
+        written = save(ctx, key, data, if_match)
     except writer.InvalidContent as err:
         phases = _statuses(err.workflow) if err.workflow else []
         body = Rejected(error=str(err), field=field, phases=phases)
@@ -281,8 +281,10 @@ def _answer_save(
     return written
 
 
-def _save(ctx: ApiContext, key: str, data: bytes, if_match: str | None) -> Written:
-    """Validate, then (under the write lock) check `If-Match`, write, refresh."""
+def save(ctx: ApiContext, key: str, data: bytes, if_match: str | None) -> Written:
+    """Validate, then (under the write lock) check `If-Match`, write, refresh: an upload, a
+    restore through the API or the dashboard. Raises `writer.InvalidContent` (nothing
+    written) or the 409 `ApiError` of a failed `If-Match` or a path that cannot be written."""
     workflow = writer.validated(key, data)
     with ctx.file_writes, _refused():
         created = writer.write_atomic(ctx.folder, key, data, if_match=if_match)
