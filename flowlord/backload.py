@@ -22,6 +22,7 @@ from flowlord.state import NewRecord, TaskRecord, TaskStore
 from workflow.backload import Plan, Request, plan
 from workflow.phase import Phase
 from workflow.state import Origin, State
+from workflow.task import Task
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +34,11 @@ class Backloaded:
     executed: bool
     records: tuple[TaskRecord, ...] = ()
     held: str = ""
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        """The tasks: as recorded once executed, else as planned."""
+        return tuple(r.task() for r in self.records) if self.executed else self.plan.tasks
 
     @property
     def status(self) -> str:

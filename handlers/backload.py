@@ -109,7 +109,7 @@ class BackloadReply(BaseModel):
 
     @classmethod
     def of(cls, done: Backloaded) -> BackloadReply:
-        tasks = [record.task() for record in done.records] if done.executed else done.plan.tasks
+        tasks = done.tasks
         return cls(
             status=done.status,
             count=len(tasks),

@@ -7,16 +7,14 @@ cannot count differently.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from flowlord.task_commands import plain, point_in_time
-from handlers.context import ApiContext, Ctx
-from handlers.errors import ERROR_RESPONSES, ApiError
+from flowlord.task_commands import plain
+from handlers.context import Ctx
+from handlers.errors import ERROR_RESPONSES
 from handlers.records import DomainRoute, Rfc3339
-from handlers.tasks import When
+from handlers.tasks import When, moment
 from workflow.task import rfc3339
 
 router = APIRouter(tags=["tasks"], route_class=DomainRoute)
@@ -52,15 +50,7 @@ class StatsOut(BaseModel):
 def stats(ctx: Ctx, since: When = DEFAULT_SINCE) -> StatsOut:
     """The figures of `flowlord stats --json`, and the records created since `since` (an RFC
     3339 time or a duration back from now; default `24h`) by workflow file and state."""
-    start = _since(ctx, since or DEFAULT_SINCE)
+    start = moment(ctx, "since", since or DEFAULT_SINCE)
     return StatsOut(
         **plain(ctx.store.stats()), since=rfc3339(start), workflows=ctx.store.counts(since=start)
     )
-
-
-def _since(ctx: ApiContext, text: str) -> datetime:
-    """`since` as `/api/tasks` and the CLI read it, from the API's clock."""
-    try:
-        return point_in_time(text, now=ctx.now())
-    except ValueError as err:
-        raise ApiError(422, f"since: {err}", field="since") from None

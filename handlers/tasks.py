@@ -122,7 +122,7 @@ def tasks(
     `until` exclusive, on `created`. Follow `next_cursor` for the next page."""
     where = TaskFilter(
         state=state, type=task_type, job=job, workflow=workflow, id=run_id,
-        since=_moment(ctx, "since", since), until=_moment(ctx, "until", until),
+        since=_optional(ctx, "since", since), until=_optional(ctx, "until", until),
         limit=limit + 1, before=_cursor(cursor),
     )  # fmt: skip
     return _page(ctx.store.tasks(where), limit)
@@ -202,18 +202,21 @@ def alerts(
     limit: Limit = 100,
 ) -> Response:
     """Alert records, newest first, from `since` (inclusive), of one kind."""
-    found = ctx.store.alerts(since=_moment(ctx, "since", since), kind=kind, limit=limit)
+    found = ctx.store.alerts(since=_optional(ctx, "since", since), kind=kind, limit=limit)
     return model_json(Alerts(alerts=[alert_out(a) for a in found]))
 
 
-def _moment(ctx: ApiContext, name: str, text: str | None) -> datetime | None:
-    """`since`/`until` as the CLI reads them, from the API's clock."""
-    if text is None:
-        return None
+def moment(ctx: ApiContext, name: str, text: str) -> datetime:
+    """`since`/`until` as the CLI reads them, from the API's clock; a 422 naming `name`
+    when `text` does not read."""
     try:
         return point_in_time(text, now=ctx.now())
     except ValueError as err:
         raise ApiError(422, f"{name}: {err}", field=name) from None
+
+
+def _optional(ctx: ApiContext, name: str, text: str | None) -> datetime | None:
+    return moment(ctx, name, text) if text is not None else None
 
 
 def _cursor(text: str | None) -> int | None:

@@ -14,7 +14,7 @@ from cache import Cache, MemoryCache, SQLiteCache
 from flowlord.state import MemoryTaskStore, SQLiteTaskStore, TaskStore
 
 pytest_plugins = ["tests.web.browser"]
-"""The browser fixtures (`browser`, `page`): Chromium starts only for a test that asks."""
+"""The browser fixtures (`chromium`, `page`): Chromium starts only for a test that asks."""
 
 FIXED_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata"

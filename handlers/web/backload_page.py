@@ -84,7 +84,6 @@ def _meta(text: str) -> dict[str, list[str]] | None:
 
 
 def _result(done: Backloaded) -> dict[str, object]:
-    tasks = [record.task() for record in done.records] if done.executed else done.plan.tasks
-    return {"executed": done.executed, "status": done.status, "tasks": tasks,
+    return {"executed": done.executed, "status": done.status, "tasks": done.tasks,
             "records": [record.rec for record in done.records], "workflow": done.plan.workflow,
             "phase": done.plan.phase}  # fmt: skip

@@ -21,10 +21,10 @@ from workflow.phase import PhaseRecord
 from workflow.query import parse_query
 from workflow.validate import status_has_error, status_has_warning
 
-NODE_W, NODE_H = 200, 44
-COL_W, ROW_H = 250, 60
+NODE_W, NODE_H = 176, 44
+COL_W, ROW_H = 220, 60
 MARGIN = 24
-NAME_CHARS = 26
+NAME_CHARS = 23
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # Characters XML 1.0 cannot carry at all, even escaped.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

@@ -53,7 +53,7 @@ def _unavailable(why: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+def chromium() -> Iterator[Browser]:
     path = chromium_path()
     if path is None:
         _unavailable("no Chromium was found (chromium, chromium-browser, google-chrome)")
@@ -68,9 +68,9 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(chromium: Browser) -> Iterator[Page]:
     """A fresh browser context (no cookies) whose script errors fail the test."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = chromium.new_context(viewport=VIEWPORT)
     opened = context.new_page()
     problems: list[str] = []
     opened.on("pageerror", lambda err: problems.append(f"script error: {err}"))

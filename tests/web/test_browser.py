@@ -172,7 +172,7 @@ def test_a_page_follows_a_save_a_toggle_and_a_task_by_itself(
     running: tuple[Path, Api, subprocess.Popen[bytes]], page: Page
 ) -> None:
     home, api, _ = running
-    page.goto(api.url + "/web/")
+    sign_in(page, api.url, TOKEN)
     page.wait_for_selector("#live-status.on")
     latencies: dict[str, float] = {}
 
@@ -181,14 +181,21 @@ def test_a_page_follows_a_save_a_toggle_and_a_task_by_itself(
     page.wait_for_selector("tr[data-workflow='fresh.toml']", timeout=5000)
     latencies["file saved → row shown"] = time.monotonic() - started
 
-    started = time.monotonic()
     pause = subprocess.run(
         [sys.executable, "-m", "flowlord", "pause", "billing.toml", "--reason", "by the CLI"],
         cwd=home, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
     )  # fmt: skip
     assert pause.returncode == 0, pause.stderr
+    started = time.monotonic()  # the pause is committed
     page.wait_for_selector("tr[data-workflow='billing.toml'] [data-health='paused']", timeout=5000)
-    latencies["CLI pause → badge"] = time.monotonic() - started
+    latencies["CLI pause committed → badge"] = time.monotonic() - started
+
+    reason = page.locator("tr[data-workflow='etl.toml'] input[name=reason]")
+    reason.fill("half typed")  # focused: its part waits for the typing to end
+    api.put("/api/controls/warehouse.toml", {"enabled": False, "reason": "by the API"})
+    page.locator("h1").click()  # the typing ends: the part is drawn again, the text kept
+    page.wait_for_selector("tr[data-workflow='warehouse.toml'] [data-health='paused']")
+    assert reason.input_value() == "half typed"
 
     page.goto(api.url + "/web/tasks")
     page.wait_for_selector("#live-status.on")

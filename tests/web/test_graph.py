@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from handlers.web.graph import workflow_graph
+from handlers.web.graph import NAME_CHARS, workflow_graph
 from workflow.chains import Family
 from workflow.phase import PhaseRecord
 
@@ -186,7 +186,7 @@ def test_long_names_are_shortened_but_kept_whole_in_the_title() -> None:
     name = "transform:" + "x" * 40
     node = phase_nodes(render([phase(name)]))[name]
     shown = texts(node, "name")[0]
-    assert shown.endswith("…") and len(shown) == 26 and name.startswith(shown[:-1])
+    assert shown.endswith("…") and len(shown) == NAME_CHARS and name.startswith(shown[:-1])
     assert title(node).startswith(name + "\n")
 
 
