@@ -9,6 +9,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from handlers.web.render import HEADERS as PAGE_HEADERS
+
 MAX_BODY = 1024 * 1024
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -29,7 +31,7 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length and (not length.isdigit() or int(length[:12]) > self.limit):
-            await _too_large(send, self.limit)
+            await _too_large(scope, send, self.limit)
             return
         chunks, size = [], 0
         while True:
@@ -39,7 +41,7 @@ class BodyLimit:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.limit:
-                await _too_large(send, self.limit)
+                await _too_large(scope, send, self.limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -56,11 +58,21 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"error": f"the body is over {limit // 1024 // 1024} MB", "field": "body"})
+async def _too_large(scope: Scope, send: Send, limit: int) -> None:
+    """The API's JSON error; a dashboard form gets a page saying the same, with a way back."""
+    message = f"the body is over {limit // 1024 // 1024} MB"
+    headers = []
+    if scope["path"].startswith("/web"):
+        kind = b"text/html; charset=utf-8"
+        headers = [(name.lower().encode(), value.encode()) for name, value in PAGE_HEADERS.items()]
+        body = (f"<!doctype html><title>413</title><h1>413</h1><p>The form is too large: "
+                f"{message}.</p><p><a href=\"/web/\">Back to the overview</a></p>")  # fmt: skip
+    else:
+        kind, body = b"application/json", json.dumps({"error": message, "field": "body"})
     await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+                "headers": [(b"content-type", kind),
+                            (b"content-length", str(len(body.encode())).encode()),
+                            *headers]})  # fmt: skip
     await send({"type": "http.response.body", "body": body.encode()})
 
 

@@ -16,10 +16,10 @@ from starlette.responses import Response
 from flowlord import controls
 from flowlord.listing import workflow_summaries
 from handlers.keys import checked_key
-from handlers.web.base import Form, Page, Web
+from handlers.web.base import Form, Page, PageError, Web
 from handlers.web.views import health_counts, states_in_order, workflow_rows
 from handlers.web.workflow_page import workflow_page
-from workflow.controls import ControlError, describe
+from workflow.controls import ControlError, UnknownTarget, describe
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,6 +57,8 @@ def switch(file: str, post: Form) -> Response:
     page, ctx = post.web, post.web.ctx
     key = checked_key(ctx, file)
     phase = post.text("phase")
+    if post.text("enabled") not in ("true", "false"):
+        raise PageError(400, "The switch must be sent as enabled=true or enabled=false.")
     pausing = post.text("enabled") == "false"
     reason = post.text("reason").strip()
     try:
@@ -66,6 +68,8 @@ def switch(file: str, post: Form) -> Response:
             else:
                 controls.resume(ctx.store, phases_of, key, phase, actor=page.actor,
                                 discard_held=post.text("discard_held") == "on")  # fmt: skip
+    except UnknownTarget as err:
+        raise PageError(404, str(err)) from None
     except ControlError as err:
         errors = {f"switch:{key}:{phase}": str(err)}
         if post.text("back").startswith("/web/workflows/"):

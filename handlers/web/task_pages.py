@@ -55,7 +55,7 @@ def _filter(page: Web, given: dict[str, str], cursor: str, errors: dict[str, str
         errors["until"] = "must be after since"
     before = None
     if cursor:
-        if cursor.isdigit() and len(cursor) <= 19 and int(cursor) <= MAX_REC:
+        if cursor.isascii() and cursor.isdigit() and len(cursor) <= 19 and int(cursor) <= MAX_REC:
             before = int(cursor)
         else:
             errors["cursor"] = "not a page this dashboard gave"

@@ -76,6 +76,13 @@ class Api:
         finally:
             connection.close()
 
+    def ready(self) -> bool:
+        """`/readyz` answers 200 (False while nothing listens yet)."""
+        try:
+            return self.get("/readyz", timeout=2).status == 200
+        except OSError:
+            return False
+
     def get(self, path: str, **options: object) -> Reply:
         return self.request("GET", path, **options)  # type: ignore[arg-type]
 

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.api.client import TOKEN, Api, free_port
-from tests.api.conftest import Served, serve
+from tests.api.conftest import Served
 from tests.processes import ROOT, flowlord_run, stop, wait_until
 from tests.web.browser import artifacts, sign_in
-from tests.web.scenery import WORKFLOWS, arrange
+from tests.web.scenery import WORKFLOWS
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -45,13 +45,6 @@ PAGES = (
     ("not-found", "/web/workflows/nothing.toml", 404, "404"),
     ("bad-filter", "/web/tasks?since=yesterday", 422, "Tasks"),
 )  # fmt: skip
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    for running in serve(tmp_path, workflows=WORKFLOWS):
-        arrange(running.store, running.clock, str(running.db))
-        yield running
 
 
 @pytest.mark.parametrize(("name", "path", "status", "heading"), PAGES, ids=[p[0] for p in PAGES])
@@ -163,7 +156,7 @@ def running(
     monkeypatch.delenv("FLOWLORD_ADMIN_TOKEN", raising=False)
     (tmp_path / "flowlord.toml").write_text(f'admin_token = "{TOKEN}"\n')
     with flowlord_run(tmp_path, "run.log", "--port", str(api.port)) as process:
-        wait_until(lambda: _ready(api), "the dashboard", process)
+        wait_until(api.ready, "the dashboard", process)
         yield tmp_path, api, process
         assert stop(process) == 0
 
@@ -205,10 +198,3 @@ def test_a_page_follows_a_save_a_toggle_and_a_task_by_itself(
     page.wait_for_selector(f"tr[data-rec='{rec}']", timeout=5000)
     latencies["task recorded → row shown"] = time.monotonic() - started
     (artifacts().parent / "live-latency.json").write_text(json.dumps(latencies, indent=2))
-
-
-def _ready(api: Api) -> bool:
-    try:
-        return api.get("/readyz", timeout=2).status == 200
-    except OSError:
-        return False
