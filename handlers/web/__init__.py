@@ -7,6 +7,7 @@ with a way back, a 403 for a cross-site form, the sign-in page for a write witho
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
@@ -52,7 +53,7 @@ def _error_pages(app: FastAPI) -> None:
     """Errors of `/web/` requests as pages; the API's keep their JSON (its handlers)."""
     api_handlers = dict(app.exception_handlers)
 
-    def dispatch(kind: type[Exception]):
+    def dispatch(kind: type[Exception]) -> Callable[[Request, Exception], Awaitable[Response]]:
         async def handle(request: Request, err: Exception) -> Response:
             if request.url.path.startswith("/web"):
                 status, message = _status_of(err)

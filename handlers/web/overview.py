@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from flowlord import controls
 from flowlord.listing import workflow_summaries
+from flowlord.state import TaskStore
 from handlers.keys import checked_key
 from handlers.web.base import Form, Page, PageError, Web
 from handlers.web.views import health_counts, states_in_order, workflow_rows
@@ -80,10 +81,10 @@ def switch(file: str, post: Form) -> Response:
     return page.done(back, f"{'Paused' if pausing else 'Resumed'} {what}.")
 
 
-def _held(store: object) -> dict[str, int]:
+def _held(store: TaskStore) -> dict[str, int]:
     """Held records by workflow file, from the switches' counts (as `/api/controls`)."""
     found: dict[str, int] = {}
-    for shown in controls.overview(store).switches:  # type: ignore[arg-type]
+    for shown in controls.overview(store).switches:
         workflow = shown.control.workflow
         found[workflow] = found.get(workflow, 0) + shown.held
     return found

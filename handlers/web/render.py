@@ -4,7 +4,6 @@ names a value it was not given fails (StrictUndefined) instead of printing nothi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -104,6 +103,3 @@ def html(env: Environment, template: str, values: dict[str, object], status: int
     """A page: the template rendered with `values`, with the page headers."""
     body = env.get_template(template).render(values)
     return HTMLResponse(body, status, headers={**HEADERS, **(headers or {})})
-
-
-Render = Callable[..., HTMLResponse]
