@@ -52,8 +52,10 @@ def _unavailable(why: str) -> None:
     pytest.skip(f"browser tests skipped: {why} (apt-get install chromium; pip install playwright)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    """One Chromium per test module. Not per session: Playwright's sync API keeps an event
+    loop running in this thread while it is open, and later tests call `asyncio.run`."""
     path = chromium_path()
     if path is None:
         _unavailable("no Chromium was found (chromium, chromium-browser, google-chrome)")
