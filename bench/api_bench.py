@@ -156,46 +156,54 @@ def quantiles(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), cuts[18]
 
 
+@contextlib.contextmanager
+def serving(files: int, records: int) -> Iterator[tuple[Path, int]]:
+    """A `flowlord run` answering on a free port over `files` workflow files and `records`
+    task records, in a temporary folder: the folder and the port."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        make_workflows(home / "wf", files)
+        started = time.perf_counter()
+        make_records(home / "flowlord.db", records)
+        print(f"{records:,} records made in {time.perf_counter() - started:.1f} s")
+        port = free_port()
+        with flowlord_run(home, port) as process:
+            wait_ready(port, process, 120)
+            yield home, port
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000, help="files of 10 phases each")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        make_workflows(home / "wf", options.files)
-        started = time.perf_counter()
-        make_records(home / "flowlord.db", options.records)
-        print(f"{options.records:,} records made in {time.perf_counter() - started:.1f} s")
-        port = free_port()
-        with flowlord_run(home, port) as process:
-            wait_ready(port, process, 120)
-            cache = SQLiteCache(home / "wf", home / "flowlord.db")
-            store = SQLiteTaskStore(home / "flowlord.db", now=lambda: NOW)
-            newest = store.tasks(TaskFilter(limit=1))[0].rec
-            cursor = newest - options.records // 2
-            in_process = {
-                "/api/phases": lambda: cache.phases(),
-                "/api/phases?file=wf00042.toml": lambda: cache.phases("wf00042.toml"),
-                "/api/tasks": lambda: store.tasks(TaskFilter()),
-                f"/api/tasks?cursor={cursor}": lambda: store.tasks(TaskFilter(before=cursor)),
-                "/api/tasks?type=s7-1&limit=1000": lambda: store.tasks(
-                    TaskFilter(type="s7-1", limit=1000)
-                ),
-            }
-            routes = ["/healthz", *in_process]
-            rows = []
-            floor, _ = timed_gets(port, "/healthz", options.requests)
-            floor_p50 = quantiles(floor)[0]
-            for route in routes:
-                latencies, size = timed_gets(port, route, options.requests)
-                p50, p95 = quantiles(latencies)
-                local = in_process.get(route)
-                query = quantiles(timed_calls(local, options.requests))[0] if local else None
-                rows.append((route, p50, p95, size, query, p50 / floor_p50))
-            store.close()
-            cache.close()
+    with serving(options.files, options.records) as (home, port):
+        cache = SQLiteCache(home / "wf", home / "flowlord.db")
+        store = SQLiteTaskStore(home / "flowlord.db", now=lambda: NOW)
+        newest = store.tasks(TaskFilter(limit=1))[0].rec
+        cursor = newest - options.records // 2
+        in_process = {
+            "/api/phases": lambda: cache.phases(),
+            "/api/phases?file=wf00042.toml": lambda: cache.phases("wf00042.toml"),
+            "/api/tasks": lambda: store.tasks(TaskFilter()),
+            f"/api/tasks?cursor={cursor}": lambda: store.tasks(TaskFilter(before=cursor)),
+            "/api/tasks?type=s7-1&limit=1000": lambda: store.tasks(
+                TaskFilter(type="s7-1", limit=1000)
+            ),
+        }
+        routes = ["/healthz", *in_process]
+        rows = []
+        floor, _ = timed_gets(port, "/healthz", options.requests)
+        floor_p50 = quantiles(floor)[0]
+        for route in routes:
+            latencies, size = timed_gets(port, route, options.requests)
+            p50, p95 = quantiles(latencies)
+            local = in_process.get(route)
+            query = quantiles(timed_calls(local, options.requests))[0] if local else None
+            rows.append((route, p50, p95, size, query, p50 / floor_p50))
+        store.close()
+        cache.close()
     phases = options.files * PHASES_PER_FILE
     print(f"\n{phases:,} phases, {options.records:,} task records; {options.requests} requests "
           "per route over one connection\n")  # fmt: skip

@@ -13,29 +13,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from api_bench import (
-    PHASES_PER_FILE,
-    flowlord_run,
-    free_port,
-    make_records,
-    make_workflows,
-    quantiles,
-    timed_gets,
-    wait_ready,
-)
+from api_bench import PHASES_PER_FILE, quantiles, serving, timed_gets
 
 PAIRS = (
     ("/web/", "/api/workflows"),
     ("/web/workflows/wf00042.toml", "/api/workflows/wf00042.toml"),
     ("/web/tasks", "/api/tasks?limit=50"),
     ("/web/tasks?type=s7-1", "/api/tasks?type=s7-1&limit=50"),
-    ("/web/tasks/50000", "/api/tasks/50000"),
+    ("/web/tasks/{middle}", "/api/tasks/{middle}"),
     ("/web/alerts", "/api/alerts"),
     ("/web/about", "/api/stats"),
 )
@@ -48,20 +37,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     options = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        make_workflows(home / "wf", options.files)
-        started = time.perf_counter()
-        make_records(home / "flowlord.db", options.records)
-        print(f"{options.records:,} records made in {time.perf_counter() - started:.1f} s")
-        port = free_port()
-        with flowlord_run(home, port) as process:
-            wait_ready(port, process, 120)
-            floor = quantiles(timed_gets(port, "/healthz", options.requests)[0])[0]
-            for page, peer in PAIRS:
-                page_ms, page_size = timed_gets(port, page, options.requests)
-                peer_ms, peer_size = timed_gets(port, peer, options.requests)
-                rows.append((page, quantiles(page_ms), page_size, peer, quantiles(peer_ms)[0],
+    with serving(options.files, options.records) as (_, port):
+        floor = quantiles(timed_gets(port, "/healthz", options.requests)[0])[0]
+        middle = max(1, options.records // 2)  # a record deep in history
+        for page, peer in ((p.format(middle=middle), q.format(middle=middle)) for p, q in PAIRS):
+            page_ms, page_size = timed_gets(port, page, options.requests)
+            peer_ms, peer_size = timed_gets(port, peer, options.requests)
+            rows.append((page, quantiles(page_ms), page_size, peer, quantiles(peer_ms)[0],
                              peer_size))  # fmt: skip
     phases = options.files * PHASES_PER_FILE
     print(f"\n{phases:,} phases, {options.records:,} task records; {options.requests} requests "

@@ -24,6 +24,15 @@ from workflow.state import IllegalTransition, Origin, State
 MAX_REC = 2**63 - 1
 """The largest record number SQLite can hold: a bigger one is refused (422) before any read."""
 
+
+def record_number(text: str) -> int | None:
+    """`text` as a record number or cursor (ASCII digits, at most `MAX_REC`); None when it is
+    not one: a path or query the client typed, checked before any read."""
+    if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_REC:
+        return int(text)
+    return None
+
+
 Rfc3339 = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 """A time as RFC 3339 UTC text (`2024-05-01T06:00:00Z`), exactly as the CLI prints it."""
 

@@ -28,6 +28,7 @@ from handlers.records import (
     TransitionOut,
     alert_out,
     conflict,
+    record_number,
     task_out,
     transition_out,
 )
@@ -223,9 +224,10 @@ def _cursor(text: str | None) -> int | None:
     """A cursor is the last record number of the page before (opaque to clients)."""
     if text is None:
         return None
-    if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_REC):
+    number = record_number(text)
+    if number is None:
         raise ApiError(422, f"cursor: {text!r} is not a cursor this API gave", field="cursor")
-    return int(text)
+    return number
 
 
 def _page(records: list[TaskRecord], limit: int) -> Response:

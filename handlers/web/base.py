@@ -109,8 +109,7 @@ class Posted:
 async def posted(request: Request) -> Posted:
     """The write checks, in order; the form is read once they allow it to matter."""
     page = Web(request)
-    if not same_site(request):
-        raise PageError(403, "This form was sent from another site, so it was refused.")
+    refuse_other_sites(request)
     form = await request.form(max_files=0, max_fields=MAX_FIELDS)
     if page.state.sessions is None:
         raise PageError(403, "Writes are disabled: no admin token is configured.")
@@ -121,6 +120,12 @@ async def posted(request: Request) -> Posted:
         raise PageError(403, "The form's CSRF token is missing or stale. Reload the page "
                         "and try again.")  # fmt: skip
     return Posted(page, form)
+
+
+def refuse_other_sites(request: Request) -> None:
+    """The first check of every form, signing in included: a 403 page for another site's."""
+    if not same_site(request):
+        raise PageError(403, "This form was sent from another site, so it was refused.")
 
 
 def same_site(request: Request) -> bool:

@@ -12,7 +12,7 @@ import logging
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from handlers.web.base import Page, PageError, Web, local_path, same_site
+from handlers.web.base import Page, PageError, Web, local_path, refuse_other_sites
 from handlers.web.session import (
     COOKIE,
     LOGIN_COOKIE,
@@ -41,8 +41,7 @@ async def login(request: Request) -> Response:
     """Check the form's CSRF token and the admin token; on success set the session cookie
     and go where the user was going."""
     page = Web(request)
-    if not same_site(request):
-        raise PageError(403, "This form was sent from another site, so it was refused.")
+    refuse_other_sites(request)
     form = await request.form(max_files=0, max_fields=10)
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     next_path = local_path(fields.get("next", ""))
@@ -72,8 +71,7 @@ async def login(request: Request) -> Response:
 @router.post("/web/logout")
 async def logout(request: Request) -> Response:
     """End this browser's session (its cookie is dropped; it is not valid anywhere else)."""
-    if not same_site(request):
-        raise PageError(403, "This form was sent from another site, so it was refused.")
+    refuse_other_sites(request)
     response = RedirectResponse("/web/login?why=", 303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -15,7 +15,6 @@ from starlette.responses import Response
 
 from flowlord import controls
 from flowlord.listing import workflow_summaries
-from flowlord.state import TaskStore
 from handlers.keys import checked_key
 from handlers.web.base import Form, Page, PageError, Web
 from handlers.web.views import health_counts, states_in_order, workflow_rows
@@ -38,15 +37,16 @@ def overview_page(
     page: Web, *, notice: str = "", errors: dict[str, str] | None = None, status: int = 200
 ) -> Response:
     ctx = page.ctx
+    switches = controls.overview(ctx.store).switches
     rows = workflow_rows(
-        workflow_summaries(ctx.cache, ctx.store.controls()),
+        workflow_summaries(ctx.cache, [shown.control for shown in switches]),
         ctx.store.counts(since=page.clock.now - WINDOW),
     )
     stats = ctx.store.stats()
     return page.page(
         "overview.html", status=status, rows=rows, healths=health_counts(rows),
         totals=states_in_order(stats.states), states_in_order=states_in_order,
-        alerts=ctx.store.alerts(limit=ALERTS_SHOWN), held=_held(ctx.store),
+        alerts=ctx.store.alerts(limit=ALERTS_SHOWN), held=_held(switches),
         notice=notice, errors=errors or {},
     )  # fmt: skip
 
@@ -81,10 +81,10 @@ def switch(file: str, post: Form) -> Response:
     return page.done(back, f"{'Paused' if pausing else 'Resumed'} {what}.")
 
 
-def _held(store: TaskStore) -> dict[str, int]:
+def _held(switches: list[controls.Switch]) -> dict[str, int]:
     """Held records by workflow file, from the switches' counts (as `/api/controls`)."""
     found: dict[str, int] = {}
-    for shown in controls.overview(store).switches:
+    for shown in switches:
         workflow = shown.control.workflow
         found[workflow] = found.get(workflow, 0) + shown.held
     return found

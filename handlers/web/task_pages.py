@@ -17,7 +17,7 @@ from starlette.responses import Response
 from flowlord import operations
 from flowlord.state import ALERT_KINDS, TaskFilter, UnknownRecord
 from flowlord.task_commands import point_in_time
-from handlers.records import DOMAIN_ERRORS, MAX_REC
+from handlers.records import DOMAIN_ERRORS, record_number
 from handlers.web.base import Form, Page, PageError, Web
 from handlers.web.views import can_cancel, can_retry
 from workflow.state import State
@@ -53,12 +53,9 @@ def _filter(page: Web, given: dict[str, str], cursor: str, errors: dict[str, str
     since, until = (_moment(page, name, given[name], errors) for name in ("since", "until"))
     if since and until and since >= until:
         errors["until"] = "must be after since"
-    before = None
-    if cursor:
-        if cursor.isascii() and cursor.isdigit() and len(cursor) <= 19 and int(cursor) <= MAX_REC:
-            before = int(cursor)
-        else:
-            errors["cursor"] = "not a page this dashboard gave"
+    before = record_number(cursor) if cursor else None
+    if cursor and before is None:
+        errors["cursor"] = "not a page this dashboard gave"
     if errors:
         return None
     return TaskFilter(
@@ -145,7 +142,8 @@ def alerts(page: Page, kind: str = "", since: str = "") -> Response:
 
 def _rec(text: str) -> int:
     """A record number from the path; anything else is the 404 page."""
-    if not (text.isascii() and text.isdigit() and len(text) <= 19 and 0 < int(text) <= MAX_REC):
+    number = record_number(text)
+    if not number:
         raise PageError(404, f"There is no task record {text!r}.", back="/web/tasks",
                         back_label="Back to the tasks")  # fmt: skip
-    return int(text)
+    return number
