@@ -144,8 +144,8 @@ class Resolution:
                     if not isolated:
                         raise
                     effects.counts["failures"] += 1
-                    log.exception("message %s@%d failed (contained; going on)",
-                                  message.topic, message.offset)  # fmt: skip
+                    log.exception("message %s@%s failed (contained; going on)",
+                                  message.topic, message.where)  # fmt: skip
                     why = f"internal error: {type(err).__name__}: {err}"
                     _bad_message(tx, message, why, effects)
         return effects
@@ -304,7 +304,7 @@ class Resolution:
 
 def _bad_message(tx: Tx, message: Message, why: str, effects: Effects) -> None:
     """An alert in the batch's transaction; the taskmaster logs it once it is committed."""
-    text = f"bad message on {message.topic} at {message.offset}: {why}: {message.body:.200}"
+    text = f"bad message on {message.topic} at {message.where}: {why}: {message.body:.200}"
     tx.alert("bad_message", text)
     effects.bad.append(text)
 

@@ -280,7 +280,7 @@ class Taskmaster:
         consumer = self._consumer
         effects = self._resolution.batch(self._store, messages, leader=self.holder)
         for message in messages:  # committed: now they may be acknowledged
-            self._contained(f"ack of {message.topic}@{message.offset}",
+            self._contained(f"ack of {message.topic}@{message.where}",
                             lambda m=message: consumer.ack(m))  # type: ignore[union-attr]  # fmt: skip
         self._count(effects)
         self._queued += effects.queued

@@ -13,7 +13,7 @@ import pytest
 from cache import Cache, MemoryCache, SQLiteCache
 from flowlord.state import MemoryTaskStore, SQLiteTaskStore, TaskStore
 
-pytest_plugins = ["tests.web.browser"]
+pytest_plugins = ["tests.web.browser", "tests.redis_server"]
 """The browser fixtures (`chromium`, `page`): Chromium starts only for a test that asks."""
 
 FIXED_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -1,4 +1,5 @@
-"""The bus contract against MemoryBus and FileBus, then what only the file bus promises."""
+"""The bus contract against MemoryBus, FileBus and RedisBus, then what only the file bus
+promises. (What only Redis promises, with a real server: tests/test_redis_bus.py.)"""
 
 from __future__ import annotations
 
@@ -14,23 +15,49 @@ import pytest
 
 from flowlord.bus import Consumer, FileBus, MemoryBus, Message, Producer, check_topic
 from flowlord.bus.offsets import read_offset
+from flowlord.bus.streams import RedisBus
 
-Bus = MemoryBus | FileBus
+Bus = MemoryBus | FileBus | RedisBus
 WAIT = 2.0
 EMPTY = 0.05
 
 
-@pytest.fixture(params=["memory", "file"])
-def bus(request: pytest.FixtureRequest, tmp_path: Path) -> Bus:
-    """Each contract test runs once per adapter."""
-    if request.param == "memory":
+def make_bus(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Bus:
+    if kind == "memory":
         return MemoryBus()
-    return FileBus(tmp_path / "bus", poll_interval=0.01)
+    if kind == "file":
+        return FileBus(tmp_path / "bus", poll_interval=0.01)
+    # claim_idle 0: a new consumer of the group takes every unacked message at once, as a
+    # new consumer of the other adapters resumes after the acked ones.
+    return RedisBus(request.getfixturevalue("redis_url"), claim_idle=0.0)
+
+
+@pytest.fixture(params=["memory", "file", "redis"])
+def bus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bus]:
+    """Each contract test runs once per adapter (redis needs a redis-server)."""
+    made = make_bus(request.param, request, tmp_path)
+    yield made
+    if isinstance(made, RedisBus):
+        made.close()  # and every consumer made on it: no heartbeat thread outlives the test
+
+
+@pytest.fixture(params=["memory", "file"])
+def prefix_bus(request: pytest.FixtureRequest, tmp_path: Path) -> Bus:
+    """The adapters that commit a group's position as the acked prefix of a topic. Redis
+    acks each message by itself: see test_redis_bus.py."""
+    return make_bus(request.param, request, tmp_path)
 
 
 @pytest.fixture
 def producer(bus: Bus) -> Iterator[Producer]:
     made = bus.producer()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def prefix_producer(prefix_bus: Bus) -> Iterator[Producer]:
+    made = prefix_bus.producer()
     yield made
     made.close()
 
@@ -64,7 +91,7 @@ def send_all(producer: Producer, topic: str, *items: str) -> None:
         producer.send(topic, body)
 
 
-# The contract: MemoryBus and FileBus alike.
+# The contract: MemoryBus, FileBus and RedisBus alike.
 
 
 def test_a_topic_delivers_in_send_order(bus: Bus, producer: Producer) -> None:
@@ -112,17 +139,19 @@ def test_unacked_messages_are_delivered_again(bus: Bus, producer: Producer) -> N
     assert bodies(drain(bus.consumer(["extract"], "g"))) == ["b", "c"]
 
 
-def test_out_of_order_acks_commit_only_the_acked_prefix(bus: Bus, producer: Producer) -> None:
-    send_all(producer, "extract", "a", "b", "c", "d")
-    consumer = bus.consumer(["extract"], "g")
+def test_out_of_order_acks_commit_only_the_acked_prefix(
+    prefix_bus: Bus, prefix_producer: Producer
+) -> None:
+    send_all(prefix_producer, "extract", "a", "b", "c", "d")
+    consumer = prefix_bus.consumer(["extract"], "g")
     a, b, c, d = drain(consumer)
     consumer.ack(b)
     consumer.ack(d)
-    assert bodies(drain(bus.consumer(["extract"], "g"))) == ["a", "b", "c", "d"]
+    assert bodies(drain(prefix_bus.consumer(["extract"], "g"))) == ["a", "b", "c", "d"]
     consumer.ack(a)
-    assert bodies(drain(bus.consumer(["extract"], "g"))) == ["c", "d"]
+    assert bodies(drain(prefix_bus.consumer(["extract"], "g"))) == ["c", "d"]
     consumer.ack(c)
-    assert drain(bus.consumer(["extract"], "g")) == []
+    assert drain(prefix_bus.consumer(["extract"], "g")) == []
 
 
 def test_acking_twice_or_a_foreign_message_changes_nothing(bus: Bus, producer: Producer) -> None:

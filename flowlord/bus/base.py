@@ -16,11 +16,20 @@ _GROUP = re.compile(r"[A-Za-z0-9_-]+")
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message; `offset` is its position in the topic (bytes for files, index in memory)."""
+    """One message; `offset` is its position in the topic (bytes for files, index in memory,
+    the entry ID's time and sequence for Redis), `entry` the adapter's own name for it where
+    it has one (a Redis Streams entry ID, which `ack` needs)."""
 
     topic: str
     body: str
     offset: int
+    entry: str = ""
+
+    @property
+    def where(self) -> str:
+        """The message's position as an operator would look it up: the entry ID, or the
+        offset."""
+        return self.entry or str(self.offset)
 
 
 class Producer(Protocol):
@@ -58,6 +67,14 @@ class Consumer(Protocol):
     def close(self) -> None:
         """Stop: a `receive` blocked in another thread returns None; later calls raise."""
         ...
+
+
+class BusUnavailable(ConnectionError):
+    """The bus's server cannot be reached now (Redis restarting, a network fault).
+
+    A producer raises it at once while an outage lasts, rather than waiting on each send; the
+    caller keeps what it meant to send (a record stays queued) and tries again later.
+    """
 
 
 class BusFolderError(ValueError):
