@@ -24,7 +24,7 @@ from workflow.batch import DEFAULT_MAX_TASKS
 from workflow.duration import format_duration
 from workflow.hooks import Hook
 
-BUSES = ("file", "memory")
+BUSES = ("file", "memory", "redis")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 MAX_TASKS_LIMIT = 1_000_000
@@ -44,6 +44,9 @@ class RunConfig:
     db: str = "flowlord.db"
     bus: str = "file"
     bus_dir: str = "bus"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    redis_claim_idle: timedelta = timedelta(minutes=1)
+    redis_max_len: int = 1_000_000
     timezone: str = "UTC"
     done_topic: str = "done"
     failed_topic: str = "retry-failed"
@@ -96,8 +99,25 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     "workflows": Setting(parsers.path, "workflow folder or file", "PATH", is_path=True),
     "db": Setting(parsers.path, "database file (default flowlord.db)", "FILE", is_path=True),
-    "bus": Setting(parsers.choice(*BUSES), "file or memory (default file)", "KIND"),
+    "bus": Setting(parsers.choice(*BUSES), "file, memory or redis (default file)", "KIND"),
     "bus_dir": Setting(parsers.path, "file bus folder (default bus)", "DIR", is_path=True),
+    "redis_url": Setting(
+        parsers.redis_url,
+        "Redis for --bus redis: redis://[:password@]host[:port][/db], rediss:// or "
+        "unix:///path.sock (default redis://127.0.0.1:6379/0)",
+        "URL",
+        secret=True,
+    ),
+    "redis_claim_idle": Setting(
+        parsers.duration(timedelta(milliseconds=10), timedelta(days=1)),
+        "a message a dead consumer left unacked this long is taken over (default 1m)",
+        "DURATION",
+    ),
+    "redis_max_len": Setting(
+        parsers.integer(1000, 1_000_000_000),
+        "entries a topic's stream keeps at most, read or not (default 1000000)",
+        "N",
+    ),
     "timezone": Setting(parsers.zone, "time zone of cron rules (default UTC)", "ZONE"),
     "done_topic": Setting(parsers.topic(), "topic of done tasks (default done)", "TOPIC"),
     "failed_topic": Setting(

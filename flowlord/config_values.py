@@ -140,6 +140,22 @@ def url(raw: object) -> str:
     return value
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redis_url(raw: object) -> str:
+    """A Redis URL redis-py takes: redis://, rediss:// (TLS) with a host, or unix:// with a
+    socket path. Never shown in errors: it may carry a password."""
+    value = text(raw).strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in REDIS_SCHEMES:
+        raise Invalid(f"not a Redis URL: use {', '.join(s + '://' for s in REDIS_SCHEMES)}")
+    where = rest.split("?", 1)[0].rpartition("@")[2]
+    if not where.strip("/"):
+        raise Invalid("a Redis URL needs a host (or, for unix://, a socket path)")
+    return value
+
+
 def host(raw: object) -> str:
     """An address to listen on: an IP address or a host name, without a port."""
     value = text(raw).strip()

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from flowlord.bus import Producer
+from flowlord.bus import BusUnavailable, Producer
 from flowlord.loop import Counters
 from flowlord.state import TaskRecord, TaskStore
 from workflow.controls import Paused, held_reason
@@ -52,6 +52,7 @@ class Outbox:
         # Records whose send failed, and when to try again: a topic that cannot be written
         # (its file is a folder, the disk is full) is tried with backoff, not every turn.
         self._backoff: dict[int, tuple[datetime, timedelta]] = {}
+        self._outage: datetime | None = None  # since when the bus refuses every send
 
     def send(self, records: list[TaskRecord]) -> int:
         """Send records just committed as queued (the caller has them at hand: no query)."""
@@ -84,9 +85,10 @@ class Outbox:
         delivered = []
         for record in records:
             unit = f"send of record {record.rec} ({record.name} {record.id}) to {record.type}"
-            if self._contained(
-                unit, lambda r=record: self._producer.send(r.type, r.task().to_json())
-            ):
+            sent = self._contained(unit, lambda r=record: self._deliver(r))
+            if self._outage is not None:  # the bus is down: the rest wait, as queued records
+                break
+            if sent:
                 delivered.append(record)
                 self._backoff.pop(record.rec, None)
             else:
@@ -105,6 +107,22 @@ class Outbox:
                 log.debug("sent %s %s %s (record %d)", record.type, record.id, record.info,
                           record.rec)  # fmt: skip
         return len(delivered)
+
+    def _deliver(self, record: TaskRecord) -> None:
+        """Send one record. A bus that is down (Redis restarting) is not this record's fault:
+        it is logged once per outage, and the record is sent when the bus is back, without
+        the backoff of a record whose topic itself fails."""
+        try:
+            self._producer.send(record.type, record.task().to_json())
+        except BusUnavailable as err:
+            if self._outage is None:
+                self._outage = self._now()
+                log.warning("the bus is unavailable; queued tasks wait until it is back: %s", err)
+            return
+        if self._outage is not None:
+            down = (self._now() - self._outage).total_seconds()
+            log.info("the bus is back after %.1f s; sending the queued tasks", down)
+            self._outage = None
 
     def _hold_or_queue(self, records: list[TaskRecord]) -> list[TaskRecord]:
         """In one transaction, which reads the pauses as they are committed: a record of a

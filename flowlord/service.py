@@ -9,14 +9,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cache import RefreshError, SQLiteCache
 from cache.watcher import Watcher, log_error
-from flowlord.bus import FileBus, MemoryBus
+from flowlord.bus import BusUnavailable, Consumer, FileBus, MemoryBus
 from flowlord.config import RunConfig
 from flowlord.listing import load_failures
 from flowlord.loop import LoopSettings, Topics
@@ -25,11 +24,13 @@ from flowlord.notify import notifier_for
 from flowlord.shutdown import Interrupted, Shutdown
 from flowlord.state import SQLiteTaskStore
 from flowlord.taskmaster import Taskmaster
-from flowlord.worker import FollowingConsumer, NopWorker, workflow_topics
 from workflow.schedule import CronTable
 
 if TYPE_CHECKING:
+    from flowlord.bus.streams import RedisBus
     from handlers.service import ApiService
+
+    Bus = FileBus | MemoryBus | RedisBus
 
 log = logging.getLogger("flowlord")
 
@@ -46,8 +47,47 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def make_bus(config: RunConfig) -> FileBus | MemoryBus:
-    return FileBus(Path(config.bus_dir)) if config.bus == "file" else MemoryBus()
+def make_bus(config: RunConfig) -> Bus:
+    """The bus `config` names. Redis must answer now: an unreachable server at start is a
+    bad setting (exit 2), while an outage later is waited out with backoff."""
+    if config.bus == "file":
+        return FileBus(Path(config.bus_dir))
+    if config.bus == "memory":
+        return MemoryBus()
+    from flowlord.bus.streams import RedisBus  # redis-py is imported only when used
+
+    bus = RedisBus(
+        config.redis_url,
+        claim_idle=config.redis_claim_idle.total_seconds(),
+        max_len=config.redis_max_len,
+    )
+    try:
+        bus.check()
+    except BusUnavailable as err:
+        bus.close()
+        raise config.error("redis_url", str(err)) from None
+    return bus
+
+
+def _taskmaster_consumer(bus: Bus, topics: Topics, batch: int) -> Consumer:
+    """The taskmaster's consumer of the done and files topics. On Redis it reads up to a
+    batch per call: the messages are resolved in one transaction anyway, and the group has
+    one reader, so nothing waits that another consumer could take."""
+    read = [topics.done, topics.files]
+    if isinstance(bus, FileBus | MemoryBus):
+        return bus.consumer(read, "taskmaster")
+    return bus.consumer(read, "taskmaster", count=batch)
+
+
+def bus_name(config: RunConfig) -> str:
+    """The bus as the log names it: the file bus's folder, or the Redis server (no password)."""
+    if config.bus == "file":
+        return config.bus_dir
+    if config.bus == "redis":
+        from flowlord.bus.streams import redacted
+
+        return redacted(config.redis_url)
+    return "memory"
 
 
 def run_taskmaster(config: RunConfig, stop: Shutdown, *, start_paused: bool = False) -> int:
@@ -74,6 +114,9 @@ def _run_taskmaster(config: RunConfig, stop: Shutdown, start_paused: bool) -> in
     metrics = Metrics(clock=time.perf_counter)  # the taskmaster, the refreshes and the API share it
     with contextlib.ExitStack() as stack:
         with stop.interruptible():
+            bus = make_bus(config)  # an unreachable Redis fails before anything loads
+            if config.bus == "redis":
+                stack.callback(bus.close)  # type: ignore[union-attr]
             cache = SQLiteCache(config.workflows, config.db)
             stack.callback(cache.close)
             store = SQLiteTaskStore(config.db, now=utc_now)
@@ -81,7 +124,7 @@ def _run_taskmaster(config: RunConfig, stop: Shutdown, start_paused: bool) -> in
             api = _open_api(config, cache, metrics) if config.port else None
             if api is not None:
                 stack.callback(api.stop)
-        return _serve(config, cache, store, stop, start_paused, api, metrics)
+        return _serve(config, bus, cache, store, stop, start_paused, api, metrics)
 
 
 def _open_api(config: RunConfig, cache: SQLiteCache, metrics: Metrics) -> ApiService:
@@ -97,7 +140,7 @@ def _open_api(config: RunConfig, cache: SQLiteCache, metrics: Metrics) -> ApiSer
 
 
 def _serve(
-    config: RunConfig, cache: SQLiteCache, store: SQLiteTaskStore, stop: Shutdown,
+    config: RunConfig, bus: Bus, cache: SQLiteCache, store: SQLiteTaskStore, stop: Shutdown,
     start_paused: bool, api: ApiService | None, metrics: Metrics,
 ) -> int:  # fmt: skip
     log.info("loading workflows from %s into %s", config.workflows, config.db)
@@ -115,7 +158,6 @@ def _serve(
             refresh_errors = err.errors
         for message in load_failures(cache, refresh_errors).values():
             log.error("%s", message)
-    bus = make_bus(config)
     topics = Topics(done=config.done_topic, failed=config.failed_topic, files=config.files_topic)
     producer = bus.producer()
     settings = LoopSettings(
@@ -124,7 +166,7 @@ def _serve(
         start_paused=start_paused, paused_at_creation=config.paused_at_creation,
     )  # fmt: skip
     taskmaster = Taskmaster(
-        cache, store, producer, lambda: bus.consumer([topics.done, topics.files], "taskmaster"),
+        cache, store, producer, lambda: _taskmaster_consumer(bus, topics, settings.batch),
         table=CronTable(config.zone), now=utc_now, new_id=new_id, holder=holder_name(),
         topics=topics, max_tasks=config.max_tasks, settings=settings, metrics=metrics,
     )  # fmt: skip
@@ -146,7 +188,7 @@ def _serve(
                 notifier.start()
         log.info("flowlord running as %s %s: workflows %s, db %s, bus %s", role,
                  taskmaster.holder, config.workflows, config.db,
-                 config.bus_dir if config.bus == "file" else "memory")  # fmt: skip
+                 bus_name(config))  # fmt: skip
         if api is not None and early_api is not None:
             early_api.cancel()
             api.start()
@@ -159,44 +201,4 @@ def _serve(
         taskmaster.release()
         producer.close()
         log.info("flowlord stopped: %s", taskmaster.counters)
-    return 0
-
-
-def run_nop_worker(
-    config: RunConfig,
-    topics: Sequence[str],
-    stop: threading.Event,
-    *,
-    fail_first: Mapping[str, int],
-) -> int:
-    """The demo worker on the file bus until `stop`: it reads `topics` and, with
-    `config.workflows`, every topic of those workflows, following files as they come and go."""
-    bus = FileBus(Path(config.bus_dir))
-    with contextlib.ExitStack() as stack:
-        cache = None
-        if config.workflows:
-            cache = SQLiteCache(config.workflows)
-            stack.callback(cache.close)
-            with contextlib.suppress(RefreshError):  # a broken file keeps its last good topics
-                cache.refresh()
-
-        def wanted() -> list[str]:
-            found = workflow_topics(cache.phases(), done_topic=config.done_topic) if cache else []
-            return sorted({*topics, *found})
-
-        consumer = FollowingConsumer(lambda t: bus.consumer(t, group="worker-nop"), wanted())
-        stack.callback(consumer.close)
-        producer = bus.producer()
-        stack.callback(producer.close)
-        if cache is not None:
-            cache.watch(lambda _keys: consumer.follow(wanted()))
-        worker = NopWorker(
-            consumer, producer, now=utc_now, done_topic=config.done_topic, fail_first=fail_first
-        )
-        log.info("nop worker reading %s from %s", ", ".join(consumer.topics) or "no topic yet",
-                 config.bus_dir)  # fmt: skip
-        try:
-            worker.run(stop)
-        finally:
-            log.info("nop worker stopped after %d task(s)", worker.handled)
     return 0

@@ -114,7 +114,13 @@ BAD_TEXT = [  # (setting, value as text, reason): each tried from a flag, the en
     ("files_topic", ".hidden", "not a topic"),
     ("failed_topic", "../x", "not a topic"),
     ("failed_topic", "done", "the same topic as 'done_topic'"),
-    ("bus", "redis", "not one of file, memory"),
+    ("bus", "kafka", "not one of file, memory, redis"),
+    ("redis_url", "http://127.0.0.1:6379", "not a Redis URL: use redis://, rediss://, unix://"),
+    ("redis_url", "redis://", "a Redis URL needs a host"),
+    ("redis_url", "localhost:6379", "not a Redis URL"),
+    ("redis_claim_idle", "5ms", "must be between 10ms and 24h"),
+    ("redis_claim_idle", "soon", "not a duration"),
+    ("redis_max_len", "999", "must be between 1000 and 1000000000"),
     ("log_level", "verbose", "not one of debug, info, warning, error"),
     ("log_format", "xml", "not one of text, json"),
     *[("timezone", zone, "not a known time zone") for zone in ABSURD_ZONES],
@@ -246,3 +252,15 @@ def test_no_file_in_the_current_folder_is_fine(tmp_path: Path) -> None:
     Path("flowlord.toml").write_text('bus = "memory"\n')
     found = read_config_file(None)
     assert found is not None and found.path == str(tmp_path / "flowlord.toml")
+
+
+def test_a_redis_url_with_a_password_is_never_shown(tmp_path: Path) -> None:
+    """The URL may carry a password: an error names the setting and its origin, not the value."""
+    with pytest.raises(ConfigError) as caught:
+        resolve(tmp_path, env={"FLOWLORD_REDIS_URL": "http://:s3cret@host:6379"})
+    message = str(caught.value)
+    assert "config 'redis_url' from FLOWLORD_REDIS_URL has value (hidden)" in message
+    assert "s3cret" not in message
+    config = resolve(tmp_path, env={"FLOWLORD_REDIS_URL": "redis://:s3cret@host:6390/2"})
+    assert config.redis_url == "redis://:s3cret@host:6390/2"
+    assert "s3cret" not in repr(config)
