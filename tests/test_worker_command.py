@@ -1,4 +1,5 @@
-"""`flowlord worker nop`: the settings it shares with `run`, and topics that follow the files."""
+"""`flowlord worker nop`: the demo handler on the worker runtime, the settings it shares with
+`run`, and topics that follow the files."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,9 +16,12 @@ from pathlib import Path
 import pytest
 
 from flowlord.bus import Consumer, FileBus, MemoryBus
+from flowlord.config import ConfigError, RunConfig
 from flowlord.worker import FollowingConsumer, workflow_topics
+from flowlord.worker.commands import run_nop_worker
+from flowlord.worker.nop import NopHandler
 from tests.conftest import write
-from workflow import PhaseRecord, Task
+from workflow import PhaseRecord, Result, Task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,6 +78,47 @@ def test_workflow_topics_skip_the_done_topic_and_names_the_bus_refuses() -> None
         PhaseRecord(task="extract:y", file_path="b.toml"),
     ]
     assert workflow_topics(phases, done_topic="done") == ["extract", "load"]
+
+
+def test_nop_handler_fails_the_first_tasks_of_a_type() -> None:
+    handler = NopHandler({"a": 2})
+    ended = [handler(Task(type=kind)) for kind in ("a", "b", "a", "a")]
+    assert [(o.result, o.msg) for o in ended] == [
+        (Result.ERROR, "nop: told to fail"), (Result.COMPLETE, "nop"),
+        (Result.ERROR, "nop: told to fail"), (Result.COMPLETE, "nop"),
+    ]  # fmt: skip
+
+
+def test_nop_worker_answers_on_the_file_bus(tmp_path: Path) -> None:
+    bus = FileBus(tmp_path / "bus")
+    producer = bus.producer()
+    for n in range(2):
+        producer.send("a", Task(type="a", id=f"t{n}").to_json())
+    producer.close()
+    config = RunConfig(bus_dir=str(tmp_path / "bus"), done_topic="finished")
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=run_nop_worker, args=(config, ["a"], stop), kwargs={"fail_first": {"a": 1}}
+    )
+    worker.start()
+    done = bus.consumer(["finished"], group="test")
+    answers = []
+    deadline = time.monotonic() + 10
+    while len(answers) < 2 and time.monotonic() < deadline:
+        if (message := done.receive(0.1)) is not None:
+            answers.append(Task.from_json(message.body))
+    done.close()
+    stop.set()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert [(t.id, t.result, t.msg) for t in answers] == [
+        ("t0", Result.ERROR, "nop: told to fail"), ("t1", Result.COMPLETE, "nop")
+    ]  # fmt: skip
+
+
+def test_nop_worker_refuses_the_memory_bus() -> None:
+    with pytest.raises(ConfigError, match="a worker needs the file or redis bus"):
+        run_nop_worker(RunConfig(bus="memory"), ["a"], threading.Event(), fail_first={})
 
 
 def start_worker(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
