@@ -279,9 +279,10 @@ class Taskmaster:
         when the batch came, on the metrics clock, to time its children's send)."""
         consumer = self._consumer
         effects = self._resolution.batch(self._store, messages, leader=self.holder)
-        for message in messages:  # committed: now they may be acknowledged
-            self._contained(f"ack of {message.topic}@{message.where}",
-                            lambda m=message: consumer.ack(m))  # type: ignore[union-attr]  # fmt: skip
+        # Committed: now they may be acknowledged. An ack that fails leaves its message to be
+        # delivered again, and a second done of a resolved task is a duplicate (ignored).
+        self._contained(f"ack of {len(messages)} message(s)",
+                        lambda: consumer.ack_all(messages))  # type: ignore[union-attr]  # fmt: skip
         self._count(effects)
         self._queued += effects.queued
         children = sum(record.origin is Origin.CHILD for record in effects.queued)

@@ -139,6 +139,17 @@ def test_unacked_messages_are_delivered_again(bus: Bus, producer: Producer) -> N
     assert bodies(drain(bus.consumer(["extract"], "g"))) == ["b", "c"]
 
 
+def test_ack_all_acks_a_batch_across_topics_as_acking_each(bus: Bus, producer: Producer) -> None:
+    send_all(producer, "extract", "e1", "e2", "e3")
+    send_all(producer, "done", "d1", "d2")
+    first = bus.consumer(["extract", "done"], "g")
+    batch = drain(first)
+    first.ack_all([m for m in batch if m.body != "e3"])
+    first.ack_all([])
+    first.close()
+    assert bodies(drain(bus.consumer(["extract", "done"], "g"))) == ["e3"]
+
+
 def test_out_of_order_acks_commit_only_the_acked_prefix(
     prefix_bus: Bus, prefix_producer: Producer
 ) -> None:

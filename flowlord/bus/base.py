@@ -55,6 +55,11 @@ class Consumer(Protocol):
         """Mark `message` done; a new consumer of the group resumes after the acked prefix."""
         ...
 
+    def ack_all(self, messages: Sequence[Message]) -> None:
+        """`ack` each of `messages`, in one round trip where the bus has a server (Redis):
+        the taskmaster acks a committed batch at once."""
+        ...
+
     def wakeup(self) -> None:
         """Make a blocked `receive` return None now, or else the next one return None at once.
 

@@ -193,6 +193,10 @@ class _FileConsumer:
             if tracker.ack(message):
                 self._commit(message.topic, tracker.committed)
 
+    def ack_all(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self.ack(message)
+
     def _commit(self, topic: str, committed: int) -> None:
         self._offsets[topic].save(committed)
         self._collect(topic)

@@ -89,6 +89,10 @@ class _MemoryConsumer:
             if tracker.ack(message):
                 self._store.committed[(self._sub.group, message.topic)] = tracker.committed
 
+    def ack_all(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self.ack(message)
+
     def wakeup(self) -> None:
         with self._store.changed:
             self._woken = True

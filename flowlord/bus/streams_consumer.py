@@ -265,11 +265,15 @@ class RedisConsumer:
         """Ack `message` in Redis now; while Redis is down the ack waits in this consumer and
         goes with the next `receive` or `close` (XACK is idempotent). Never raises for an
         outage."""
+        self.ack_all((message,))
+
+    def ack_all(self, messages: Sequence[Message]) -> None:
+        """Ack `messages` with one XACK per stream, as `ack` does each."""
         with self._lock:
             self._check_open()
-            if message in self._buffer:  # not delivered yet: nothing to ack
-                return
-        if self._held.done(message) and not self._outage.holding():
+            buffered = set(self._buffer)  # not delivered yet: nothing to ack
+        queued = [self._held.done(m) for m in messages if m not in buffered]
+        if any(queued) and not self._outage.holding():
             try:
                 self._held.send_acks()
             except OUTAGES as err:

@@ -73,6 +73,12 @@ class FollowingConsumer:
             raise ValueError(f"topic {message.topic!r} is not one this consumer reads")
         self._consumer.ack(message)
 
+    def ack_all(self, messages: Sequence[Message]) -> None:
+        if self._consumer is None and messages:
+            raise ValueError(f"topic {messages[0].topic!r} is not one this consumer reads")
+        if self._consumer is not None:
+            self._consumer.ack_all(messages)
+
     def close(self) -> None:
         self._closed.set()
         self._woken.set()
