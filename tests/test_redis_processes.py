@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from workflow.state import State
 CHAIN = """
 [[Phase]]
 task = "start"                 # started by the test, as an outside worker would
+rule = "cron=0 0 1 1 *"
 
 [[Phase]]
 task = "work"
@@ -173,3 +175,68 @@ def _url(home: Path) -> str:
 
 def _pending(client: redis.Redis, group: str) -> int:
     return int(client.xpending("flowlord:done", group)["pending"])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--workflows", "wf"],
+        ["worker", "exec", "--topic", "work", "--", "true"],
+        ["worker", "nop", "--topics", "work"],
+    ],
+    ids=["run", "exec", "nop"],
+)
+def test_a_redis_that_does_not_answer_at_start_is_exit_2_naming_the_setting(
+    tmp_path: Path, command: list[str]
+) -> None:
+    write(tmp_path / "wf", "chain.toml", CHAIN)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"redis://:s3cret@127.0.0.1:{port}/0"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FLOWLORD_BUS": "redis",
+           "FLOWLORD_REDIS_URL": url, "FLOWLORD_PORT": "0"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "flowlord", *command], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("flowlord: ")]
+    assert errors == [
+        "flowlord: config 'redis_url' from FLOWLORD_REDIS_URL has value (hidden): cannot reach "
+        f"Redis at redis://:***@127.0.0.1:{port}/0: Connection refused"
+    ]
+    assert "s3cret" not in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "flowlord.db").exists()  # refused before anything was opened
+
+
+NOT_TASKS: list[dict[str, str | bytes]] = [
+    {"other": "field"},
+    {"body": b"\xff\xfe not UTF-8"},
+    {"body": "not json"},
+    {"body": "[1, 2]"},
+]
+
+
+def test_messages_that_are_not_tasks_are_reported_and_everything_goes_on(home: Path) -> None:
+    url = _url(home)
+    client = redis.Redis.from_url(url)
+    bad_task = '{"id":"odd-1","type":"work","meta":"workflow=chain.toml","created":"yesterday"}'
+    with flowlord_run(home, "run.log") as run:
+        wait_until(lambda: leading(home), "the leader", run)
+        with worker(home, "exec.log", "exec", "--topic", "work", "--", "true") as exec_worker:
+            for fields in [*NOT_TASKS, {"body": bad_task}]:
+                client.xadd("flowlord:work", fields)
+                client.xadd("flowlord:done", fields)
+            start_chains(url, [1])
+            wait_until(lambda: completed(home, "work") == 1, "the chain to go on", run, exec_worker)
+            wait_until(lambda: _pending(client, "taskmaster") == 0, "every done acked", run)
+            wait_until(lambda: not client.xpending("flowlord:work", "workers")["pending"],
+                       "every task acked", exec_worker)  # fmt: skip
+            assert stop(exec_worker) == 0
+        assert stop(run) == 0
+    client.close()
+    worker_log, run_log = text(home, "exec.log"), text(home, "run.log")
+    assert worker_log.count("bad task on work") == len(NOT_TASKS) + 1
+    assert run_log.count("bad message on done") == len(NOT_TASKS) + 1
+    assert ("odd-1", State.FAILED) in records(home, "work")  # answered `error`: flowlord has it
+    assert "Traceback" not in worker_log + run_log
+    assert "Traceback" not in worker_log + run_log
