@@ -240,3 +240,29 @@ def test_messages_that_are_not_tasks_are_reported_and_everything_goes_on(home: P
     assert ("odd-1", State.FAILED) in records(home, "work")  # answered `error`: flowlord has it
     assert "Traceback" not in worker_log + run_log
     assert "Traceback" not in worker_log + run_log
+
+
+def test_workers_on_two_processes_share_a_topic_and_run_each_task_once(home: Path) -> None:
+    """Two `worker exec` processes of one group: every task runs once, and both take some."""
+    url = _url(home)
+    chains = 40
+    command = ["sh", "-c", 'echo "$0 $PPID" >> ran', "{meta:workflow}"]
+    with flowlord_run(home, "run.log") as run:
+        wait_until(lambda: leading(home), "the leader", run)
+        with (
+            worker(home, "w1.log", "exec", "--topic", "work", "--concurrency", "2", "--",
+                   *command) as first,
+            worker(home, "w2.log", "exec", "--topic", "work", "--concurrency", "2", "--",
+                   *command) as second,
+        ):  # fmt: skip
+            for log in ("w1.log", "w2.log"):
+                wait_until(lambda log=log: "reading work" in text(home, log), log, first, second)
+            start_chains(url, range(chains))
+            wait_until(lambda: completed(home, "work") == chains, "every task", run, first, second)
+            assert stop(first) == stop(second) == 0
+        assert stop(run) == 0
+    runs = (home / "ran").read_text().splitlines()
+    assert len(runs) == chains  # each task ran once
+    assert {line.split()[0] for line in runs} == {"chain.toml"}  # {meta:workflow} was filled
+    by_worker = {line.split()[1] for line in runs}
+    assert by_worker == {str(first.pid), str(second.pid)}  # both took their share
