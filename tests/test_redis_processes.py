@@ -21,6 +21,7 @@ import redis
 from flowlord.state import SQLiteTaskStore, TaskFilter
 from tests.conftest import write
 from tests.processes import ROOT, flowlord_run, stop, text, wait_until
+from tests.redis_server import RedisServer
 from workflow import Result, Task
 from workflow.state import State
 
@@ -121,7 +122,7 @@ def test_a_worker_killed_mid_task_is_replaced_by_another_that_completes_it(home:
 
 
 def test_redis_killed_and_started_again_under_load_loses_nothing(
-    home: Path, redis_server: object
+    home: Path, redis_server: RedisServer
 ) -> None:
     url = _url(home)
     chains = 300
@@ -130,8 +131,8 @@ def test_redis_killed_and_started_again_under_load_loses_nothing(
         with worker(home, "nop.log", "nop", "--topics", "work,after") as nop:
             start_chains(url, range(chains // 2))
             wait_until(lambda: completed(home, "after") > 0, "the first chains to end", run, nop)
-            redis_server.kill()  # type: ignore[attr-defined]  # kill -9, mid-flow
-            redis_server.start()  # type: ignore[attr-defined]  # same port, same append-only file
+            redis_server.kill()  # kill -9, mid-flow
+            redis_server.start()  # same port, same append-only file
             start_chains(url, range(chains // 2, chains))
             wait_until(lambda: completed(home, "after") == chains, "every chain to end", run, nop)
             assert stop(nop) == 0
