@@ -20,14 +20,16 @@ DEADLINE = 30.0
 
 
 @contextlib.contextmanager
-def flowlord_run(home: Path, log: str, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`flowlord run --workflows wf` in `home`, its log in `home/log` (a pipe could fill and
-    block it); killed on the way out if it is still up."""
+def flowlord_process(
+    home: Path, log: str, *argv: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`flowlord ARGV` in `home`, its log in `home/log` (a pipe could fill and block it);
+    killed on the way out if it is still up. `env`: the environment (default: this one's,
+    with the checkout on PYTHONPATH)."""
     with open(home / log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "flowlord", "run", "--workflows", "wf", *flags],
-            cwd=home, stdout=subprocess.DEVNULL, stderr=out,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            [sys.executable, "-m", "flowlord", *argv], cwd=home, stdout=subprocess.DEVNULL,
+            stderr=out, env=env or {**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
     try:
         yield process
@@ -35,6 +37,13 @@ def flowlord_run(home: Path, log: str, *flags: str) -> Iterator[subprocess.Popen
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+def flowlord_run(
+    home: Path, log: str, *flags: str
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """`flowlord run --workflows wf FLAGS` as `flowlord_process` runs it."""
+    return flowlord_process(home, log, "run", "--workflows", "wf", *flags)
 
 
 def wait_until(check: Callable[[], bool], what: str, *alive: subprocess.Popen[bytes]) -> None:

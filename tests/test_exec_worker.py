@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from flowlord.bus import FileBus
 from flowlord.worker import Outcome, Result, Task
 from flowlord.worker.exec import CommandHandler, check_program
 from tests.conftest import write
-from tests.processes import flowlord_run, stop, tasks_on, text, wait_until
+from tests.processes import flowlord_process, flowlord_run, stop, tasks_on, text, wait_until
 from workflow.command import CommandError, CommandTemplate
 from workflow.task import parse_time
 
@@ -184,20 +184,11 @@ def environment() -> dict[str, str]:
     return {**clean, "PYTHONPATH": str(ROOT)}
 
 
-@contextlib.contextmanager
-def exec_worker(home: Path, log: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+def exec_worker(
+    home: Path, log: str, *args: str
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     """`flowlord worker exec ARGS` in `home`, its log in `home/log`; killed if still up."""
-    with open(home / log, "ab") as out:
-        process = subprocess.Popen(
-            [PY, "-m", "flowlord", "worker", "exec", *args], cwd=home,
-            stdout=subprocess.DEVNULL, stderr=out, env=environment(),
-        )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+    return flowlord_process(home, log, "worker", "exec", *args, env=environment())
 
 
 def send(home: Path, topic: str, *tasks: Task) -> None:

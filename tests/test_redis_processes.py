@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import redis
 
 from flowlord.state import SQLiteTaskStore, TaskFilter
 from tests.conftest import write
-from tests.processes import ROOT, flowlord_run, stop, text, wait_until
+from tests.processes import ROOT, flowlord_process, flowlord_run, stop, text, wait_until
 from tests.redis_server import RedisServer
 from workflow import Result, Task
 from workflow.state import State
@@ -53,20 +52,11 @@ def home(tmp_path: Path, redis_url: str) -> Path:
     return tmp_path
 
 
-@contextlib.contextmanager
-def worker(home: Path, log: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    home: Path, log: str, *args: str
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     """`flowlord worker ARGS` in `home` (reading its flowlord.toml), logging to `home/log`."""
-    with open(home / log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flowlord", "worker", *args], cwd=home,
-            stdout=out, stderr=out, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+    return flowlord_process(home, log, "worker", *args)
 
 
 def start_chains(url: str, ids: range | list[int]) -> None:
