@@ -280,14 +280,23 @@ class RedisConsumer:
                 self._outage.failed(err)
 
     def wakeup(self) -> None:
+        self._interrupt(closing=False)
+
+    def _interrupt(self, *, closing: bool) -> bool:
+        """Mark this consumer woken (or closed) and end a blocking read under way; False
+        when it was closed already."""
         with self._lock:
             if self._closed:
-                return
-            self._woken = True
+                return False
+            if closing:
+                self._closed = True
+            else:
+                self._woken = True
             self._stir.set()
             blocking = self._blocking
         if blocking is not None:
             self._unblock(blocking)
+        return True
 
     def _unblock(self, client_id: int) -> None:
         """CLIENT UNBLOCK the blocking read; if Redis has not seen the read yet (it came on
@@ -306,14 +315,8 @@ class RedisConsumer:
     def close(self) -> None:
         """Stop the heartbeat, send pending acks, and make what this consumer held (delivered
         or buffered, not acked) claimable by any other consumer of the group at once."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._stir.set()
-            blocking = self._blocking
-        if blocking is not None:
-            self._unblock(blocking)
+        if not self._interrupt(closing=True):
+            return
         self._held.stop()
         with self._receiving:
             try:
